@@ -1,0 +1,296 @@
+"""Classes and class sets.
+
+A class is an ImageNet-1K index (timm order: sorted wnids), a wnid, its WordNet lemmas, its
+definition (d_c) and its hypernym names (h_c).  Every ImageNet-derived set (ImageNet-1K,
+ImageNet-100, the ImageNet-R/A 200-class subsets, a file of ImageNet wnids) keeps the ImageNet-1K
+label of each class, so subsets are masks over one label space, not renumberings; ``compact()``
+renumbers 0..n-1 when a user asks for it.  Custom classes that are not in ImageNet-1K get compact
+labels.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import os
+
+import numpy as np
+
+from engine.catalog import wordnet as wn_mod
+
+IMAGENET_NUM_CLASSES = 1000
+
+
+class ClassLookupError(LookupError):
+    """A wnid or class name that is not known; the message lists close matches."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassInfo:
+    """One class of a class set."""
+
+    index: int
+    """Label: the ImageNet-1K index for ImageNet classes, else a compact 0..n-1 index."""
+    wnid: str | None
+    """WordNet noun id (``n01440764``), or None for a free-form custom class."""
+    lemmas: tuple[str, ...]
+    """Synonyms, the first being the class name c (ImageNet's own lemma list)."""
+    definition: str | None = None
+    """d_c: WordNet gloss / ImageNet description, or a user-given description."""
+    hypernyms: tuple[str, ...] | None = None
+    """h_c: names of the parent synsets; None when unknown (free-form custom class)."""
+
+    @property
+    def name(self) -> str:
+        return self.lemmas[0]
+
+    def senses(self) -> list[tuple[str, str]]:
+        """All WordNet noun senses of the class name: ``[(wnid, definition), ...]``."""
+        return wn_mod.noun_senses(self.name)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassSet:
+    """An ordered list of classes with a name and the size of their label space."""
+
+    name: str
+    classes: tuple[ClassInfo, ...]
+    num_labels: int
+    """Size of the label space (1000 for ImageNet-derived sets)."""
+
+    def __len__(self):
+        return len(self.classes)
+
+    def __iter__(self):
+        return iter(self.classes)
+
+    def __getitem__(self, i):
+        return self.classes[i]
+
+    @property
+    def wnids(self) -> list[str | None]:
+        return [c.wnid for c in self.classes]
+
+    def mask(self) -> np.ndarray:
+        """Boolean mask over the label space: True for labels in this set."""
+        m = np.zeros(self.num_labels, dtype=bool)
+        m[[c.index for c in self.classes]] = True
+        return m
+
+    def by_wnid(self, wnid: str) -> ClassInfo:
+        for c in self.classes:
+            if c.wnid == wnid:
+                return c
+        raise ClassLookupError(_unknown("wnid", wnid, [c.wnid for c in self.classes if c.wnid]))
+
+    def compact(self) -> "ClassSet":
+        """The same classes renumbered 0..n-1 (in this set's order)."""
+        return ClassSet(self.name + ":compact",
+                        tuple(dataclasses.replace(c, index=i) for i, c in enumerate(self.classes)),
+                        len(self.classes))
+
+    def describe(self) -> dict:
+        return {"name": self.name, "num_classes": len(self), "num_labels": self.num_labels}
+
+
+def _unknown(kind: str, key: str, candidates) -> str:
+    close = difflib.get_close_matches(key, list(candidates), n=3, cutoff=0.6)
+    hint = f"; did you mean: {', '.join(close)}?" if close else ""
+    return f"unknown {kind} {key!r}{hint}"
+
+
+# ---------------------------------------------------------------------------- ImageNet-1K
+@functools.lru_cache(maxsize=1)
+def _imagenet_table() -> tuple[list[str], list[tuple[str, ...]], list[str]]:
+    """(wnids, lemmas, definitions) of ImageNet-1K in timm order, read offline from timm."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    wnids = [info.index_to_label_name(i) for i in range(IMAGENET_NUM_CLASSES)]
+    lemmas, defs = [], []
+    for i in range(IMAGENET_NUM_CLASSES):
+        desc = info.index_to_description(i, detailed=True)
+        names, _, definition = desc.partition(": ")
+        lemmas.append(tuple(s.strip() for s in names.split(",") if s.strip()))
+        defs.append(definition.strip())
+    return wnids, lemmas, defs
+
+
+@functools.lru_cache(maxsize=1)
+def _wnid_to_index() -> dict[str, int]:
+    return {w: i for i, w in enumerate(_imagenet_table()[0])}
+
+
+@functools.lru_cache(maxsize=1)
+def _name_to_wnid() -> dict[str, str]:
+    """Lower-cased lemma -> wnid; a class's first lemma wins over another class's later lemma."""
+    wnids, lemmas, _ = _imagenet_table()
+    table: dict[str, str] = {}
+    for rank in range(max(len(l) for l in lemmas)):
+        for w, ls in zip(wnids, lemmas):
+            if rank < len(ls):
+                table.setdefault(ls[rank].lower(), w)
+    return table
+
+
+def imagenet_class(wnid: str) -> ClassInfo:
+    """The ImageNet-1K class of a wnid, with hypernyms from WordNet."""
+    idx = _wnid_to_index().get(wnid)
+    if idx is None:
+        raise ClassLookupError(_unknown("ImageNet-1K wnid", wnid, _wnid_to_index()))
+    _, lemmas, defs = _imagenet_table()
+    return ClassInfo(index=idx, wnid=wnid, lemmas=lemmas[idx], definition=defs[idx],
+                     hypernyms=tuple(wn_mod.hypernym_lemmas(wnid)))
+
+
+def resolve_imagenet(key: str) -> str:
+    """A wnid or an ImageNet class name (any lemma, case-insensitive) -> wnid."""
+    key = key.strip()
+    if key in _wnid_to_index():
+        return key
+    wnid = _name_to_wnid().get(key.lower())
+    if wnid is None:
+        pool = list(_wnid_to_index()) if _looks_like_wnid(key) else [
+            l for ls in _imagenet_table()[1] for l in ls]
+        raise ClassLookupError(_unknown("ImageNet-1K class", key, pool))
+    return wnid
+
+
+def _looks_like_wnid(key: str) -> bool:
+    return len(key) == 9 and key[0] == "n" and key[1:].isdigit()
+
+
+def _imagenet_set(name: str, wnids) -> ClassSet:
+    classes = sorted((imagenet_class(w) for w in wnids), key=lambda c: c.index)
+    return ClassSet(name, tuple(classes), IMAGENET_NUM_CLASSES)
+
+
+def _timm_info_lines(filename: str) -> list[str]:
+    import timm
+
+    path = os.path.join(os.path.dirname(timm.__file__), "data", "_info", filename)
+    with open(path, encoding="utf-8") as f:
+        return [ln.strip() for ln in f if ln.strip()]
+
+
+# --------------------------------------------------------------------------- custom sets
+def load_custom(path: str) -> ClassSet:
+    """A class set from a text file, one class a line (``#`` comments, blank lines ignored).
+
+    Each line is either a WordNet noun id (``n01440764``) or a free-form name, optionally followed
+    by ``|`` description and ``|`` hypernym (``caracal | a wild cat of Africa | wild cat``).
+    Names that are ImageNet-1K lemmas and wnids of ImageNet-1K resolve to ImageNet classes; if
+    every line is an ImageNet class the set keeps ImageNet labels, otherwise labels are compact.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"class file not found: {path}")
+    entries = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = [p.strip() for p in line.split("|")]
+            if len(parts) > 3 or not parts[0]:
+                raise ValueError(f"{path}:{lineno}: expected 'wnid' or 'name [| description "
+                                 f"[| hypernym]]', got {raw.strip()!r}")
+            entries.append((lineno, parts))
+    if not entries:
+        raise ValueError(f"{path}: no classes (one wnid or name per line)")
+    classes = []
+    for lineno, parts in entries:
+        key = parts[0]
+        desc = parts[1] if len(parts) > 1 and parts[1] else None
+        hyper = (parts[2],) if len(parts) > 2 and parts[2] else None
+        if _looks_like_wnid(key):
+            if key in _wnid_to_index():
+                c = imagenet_class(key)
+            else:
+                c = _wordnet_class(key, path, lineno)
+        elif len(parts) == 1 and key.lower() in _name_to_wnid():
+            c = imagenet_class(_name_to_wnid()[key.lower()])
+        else:
+            c = ClassInfo(index=-1, wnid=None, lemmas=(key,), definition=desc, hypernyms=hyper)
+        if desc or hyper:
+            c = dataclasses.replace(c, definition=desc or c.definition,
+                                    hypernyms=hyper or c.hypernyms)
+        classes.append(c)
+    keys = [c.wnid or c.name for c in classes]
+    dups = sorted({k for k in keys if keys.count(k) > 1})
+    if dups:
+        raise ValueError(f"{path}: classes listed twice: {', '.join(dups)}")
+    name = "custom:" + os.path.basename(path)
+    if all(c.index >= 0 for c in classes):
+        return ClassSet(name, tuple(classes), IMAGENET_NUM_CLASSES)
+    return ClassSet(name, tuple(classes), len(classes)).compact()
+
+
+def _wordnet_class(wnid: str, path: str, lineno: int) -> ClassInfo:
+    try:
+        syn = wn_mod.synset_of(wnid)
+    except Exception as exc:  # nltk raises WordNetError / ValueError for unknown offsets
+        raise ClassLookupError(f"{path}:{lineno}: unknown WordNet noun id {wnid!r} ({exc})") from exc
+    return ClassInfo(index=-1, wnid=wnid, lemmas=tuple(wn_mod.clean(l.name()) for l in syn.lemmas()),
+                     definition=syn.definition(), hypernyms=tuple(wn_mod.hypernym_lemmas(wnid)))
+
+
+# ------------------------------------------------------------------------------ registry
+def _imagenet1k():
+    return _imagenet_set("imagenet1k", _imagenet_table()[0])
+
+
+def _imagenet100():
+    from engine.catalog.imagenet100 import IMAGENET100_NAMES
+
+    return _imagenet_set("imagenet100", [resolve_imagenet(n) for n in IMAGENET100_NAMES])
+
+
+def _imagenet_r():
+    return _imagenet_set("imagenet-r", _timm_info_lines("imagenet_r_synsets.txt"))
+
+
+def _imagenet_a():
+    return _imagenet_set("imagenet-a", _timm_info_lines("imagenet_a_synsets.txt"))
+
+
+PRESETS = {
+    "imagenet1k": _imagenet1k,
+    "imagenet100": _imagenet100,
+    "imagenet-r": _imagenet_r,
+    "imagenet-a": _imagenet_a,
+}
+
+
+@functools.lru_cache(maxsize=16)
+def get_class_set(spec: str, compact: bool = False) -> ClassSet:
+    """Resolve a class-set spec.
+
+    ``imagenet1k`` | ``imagenet100`` | ``imagenet-r`` | ``imagenet-a`` | a path to a class file
+    (see :func:`load_custom`) | a comma-separated list of ImageNet wnids or class names
+    (``tench,n01443537,great white shark``).
+    """
+    spec = spec.strip()
+    if spec in PRESETS:
+        cs = PRESETS[spec]()
+    elif os.path.exists(spec) or spec.startswith("file:"):
+        cs = load_custom(spec[5:] if spec.startswith("file:") else spec)
+    else:
+        keys = [k for k in spec.split(",") if k.strip()]
+        if not keys:
+            raise ClassLookupError("empty class-set spec")
+        if len(keys) == 1 and "," not in spec and "/" in spec:
+            raise FileNotFoundError(f"class file not found: {spec}")
+        try:
+            wnids = [resolve_imagenet(k) for k in keys]
+        except ClassLookupError as exc:
+            if len(keys) == 1:
+                presets = difflib.get_close_matches(spec, list(PRESETS), n=3, cutoff=0.6)
+                if presets:
+                    raise ClassLookupError(f"unknown class set {spec!r}; did you mean: "
+                                           f"{', '.join(presets)}?") from None
+            raise exc
+        dups = sorted({w for w in wnids if wnids.count(w) > 1})
+        if dups:
+            raise ClassLookupError(f"classes listed twice: {', '.join(dups)}")
+        cs = ClassSet("list", tuple(imagenet_class(w) for w in wnids), IMAGENET_NUM_CLASSES)
+    return cs.compact() if compact else cs

@@ -1,0 +1,35 @@
+"""Project-owned locations (``SYNTHCLONE_CACHE``) and atomic file writes."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+
+def cache_dir(*parts: str) -> str:
+    """``$SYNTHCLONE_CACHE`` (default ``~/.cache/synthclone``), created on demand."""
+    root = os.environ.get("SYNTHCLONE_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "synthclone")
+    path = os.path.join(root, *parts)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = "w", overwrite: bool = True, **kwargs):
+    """Write to a temporary file next to ``path``; rename over it only if the block succeeds."""
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
+    try:
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,73 @@
+"""The prompt-recipe contract and registry.
+
+A recipe turns one class into ``n`` prompts, deterministically from a seed:
+
+    recipe = get_recipe("c_hc_inside_b", backgrounds="places365.txt")
+    recipe.prompts(cls, n=13, seed=1234)   # -> list of 13 strings
+
+``engine.plan`` calls ``prompts`` once per (recipe, class) with ``seed`` derived from the plan's
+master seed, the recipe name and the class, and requires exactly ``n`` strings back.  Recipes
+that have fewer distinct prompts than ``n`` cycle through them in a fixed order.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Callable
+
+from engine.catalog import ClassInfo
+
+
+class RecipeError(ValueError):
+    """A recipe cannot produce prompts for a class (missing hypernym, bad template, ...)."""
+
+
+class Recipe(abc.ABC):
+    """A named, documented prompt recipe from one of the papers."""
+
+    name: str = ""
+    """Registry name (``c``, ``c_hc``, ``c_dc``, ...)."""
+    paper: str = ""
+    """Where the recipe comes from: seed file, paper and section."""
+    pattern: str = ""
+    """The prompt in the paper's notation, e.g. ``"c, h_c inside b"``."""
+
+    @abc.abstractmethod
+    def prompts(self, cls: ClassInfo, n: int, seed: int) -> list[str]:
+        """Exactly ``n`` prompts for class ``cls``; the same arguments give the same list."""
+
+    def config(self) -> dict:
+        """The recipe's resolved options, recorded in the plan header."""
+        return {"name": self.name}
+
+    def check(self, cls: ClassInfo) -> None:
+        """Raise :class:`RecipeError` naming the class if it cannot serve it (default: ok)."""
+
+
+_REGISTRY: dict[str, Callable[..., Recipe]] = {}
+
+
+def register(name: str):
+    """Class decorator: make a recipe constructible by name through :func:`get_recipe`."""
+
+    def deco(factory):
+        if name in _REGISTRY:
+            raise ValueError(f"recipe {name!r} registered twice")
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def recipe_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_recipe(name: str, **options) -> Recipe:
+    """Build the recipe registered as ``name`` with its options (unknown name -> ValueError)."""
+    if name not in _REGISTRY:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f"; did you mean: {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown recipe {name!r}{hint} (known: {', '.join(recipe_names())})")
+    return _REGISTRY[name](**options)
