@@ -1,0 +1,320 @@
+"""The generation plan: which image to generate, with which prompt, seed and sampler settings.
+
+A plan is a list of rows ``(sample_id, label, wnid, recipe, prompt, seed, guidance, steps,
+height, width, sampler)`` (+ optional ``negative_prompt``, ``init_image``, ``strength``) and a
+header holding the resolved :class:`PlanConfig`, the package version and a content hash.
+
+Determinism: the same config gives a byte-identical plan file.  A row's ``seed`` is a function
+of (master seed, sample_id) only, so any shard regenerates exactly the images of the full plan.
+Prompts are drawn per (recipe, class) from a seed derived from (master seed, recipe, class).
+
+File format (JSON Lines, UTF-8): line 1 ``{"synthclone_plan": 1, "header": {...}}``, then one
+row per line, keys sorted.  The header's ``hash`` is the SHA-256 of the row lines.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import os
+
+from engine import __version__
+from engine.catalog import ClassInfo, ClassSet, get_class_set
+from engine.paths import atomic_write
+
+PLAN_FORMAT = 1
+SAMPLERS = ("pndm", "ddim", "dpmpp")
+SEED_BITS = 63
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanRow:
+    """One image to generate."""
+
+    sample_id: int
+    label: int
+    wnid: str | None
+    recipe: str
+    prompt: str
+    seed: int
+    guidance: float
+    steps: int
+    height: int
+    width: int
+    sampler: str
+    negative_prompt: str | None = None
+    init_image: str | None = None
+    strength: float | None = None
+
+    def to_json(self) -> str:
+        d = dataclasses.asdict(self)
+        for k in ("negative_prompt", "init_image", "strength"):
+            if d[k] is None:
+                del d[k]
+        return json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclasses.dataclass
+class PlanConfig:
+    """Everything that determines a plan (recorded, resolved, in its header)."""
+
+    classes: str = "imagenet100"
+    """Class-set spec: imagenet1k | imagenet100 | imagenet-r | imagenet-a | FILE | name,name,..."""
+    compact_labels: bool = False
+    """Renumber labels 0..n-1 instead of keeping ImageNet-1K indices."""
+    recipes: dict = dataclasses.field(default_factory=lambda: {"c_hc": 1.0})
+    """Recipe name -> weight; each class's images are split by weight (largest remainder)."""
+    recipe_options: dict = dataclasses.field(default_factory=dict)
+    """Options passed to every recipe that accepts them (backgrounds, template, llm_url, ...)."""
+    images_per_class: int | None = 13
+    """Images for every class; ignored when ``counts_file`` is given."""
+    counts_file: str | None = None
+    """A file of ``wnid count`` lines (e.g. ImageNet's real per-class counts)."""
+    counts_multiplier: float = 1.0
+    """Multiply the counts (``counts_file`` or ``images_per_class``), e.g. 10 for a 10x set."""
+    guidance: float = 7.5
+    """Classifier-free guidance scale (papers: 7.5, or 2.0 for seed 002's best sets)."""
+    steps: int = 50
+    """Denoising steps (papers: 50)."""
+    height: int = 512
+    """Generated image height in pixels (multiple of 8)."""
+    width: int = 512
+    """Generated image width in pixels (multiple of 8)."""
+    sampler: str = "pndm"
+    """pndm (PLMS, seed 000) | ddim | dpmpp (DPM-Solver++)."""
+    negative_prompt: str | None = None
+    """Optional negative prompt for every row."""
+    seed: int = 0
+    """Master seed: row seeds and prompt draws derive from it."""
+
+    def __post_init__(self):
+        if not self.recipes:
+            raise ValueError("no recipes: give at least one, e.g. recipes={'c_hc': 1.0}")
+        for name, w in self.recipes.items():
+            if not (isinstance(w, (int, float)) and w > 0):
+                raise ValueError(f"recipe {name!r}: weight must be a positive number, got {w!r}")
+        if self.counts_file is None and (self.images_per_class is None or self.images_per_class < 1):
+            raise ValueError("images_per_class must be >= 1 (or give counts_file)")
+        if self.counts_multiplier <= 0:
+            raise ValueError("counts_multiplier must be > 0")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        if self.steps < 1:
+            raise ValueError("steps must be >= 1")
+        for side in ("height", "width"):
+            v = getattr(self, side)
+            if v < 8 or v % 8:
+                raise ValueError(f"{side} must be a positive multiple of 8, got {v}")
+
+
+def derive_seed(*parts) -> int:
+    """A 63-bit seed from any parts (stable across runs, platforms and Python versions)."""
+    h = hashlib.blake2b(":".join(str(p) for p in parts).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") & ((1 << SEED_BITS) - 1)
+
+
+def row_seed(master_seed: int, sample_id: int) -> int:
+    """The generation seed of a row: depends only on (master seed, sample_id)."""
+    return derive_seed("row", master_seed, sample_id)
+
+
+class Plan:
+    """Rows and a header; see the module docstring."""
+
+    def __init__(self, header: dict, rows: list[PlanRow]):
+        self.header = header
+        self.rows = rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    @property
+    def hash(self) -> str:
+        return self.header["hash"]
+
+    @property
+    def recipes(self) -> list[str]:
+        return self.header["recipes"]
+
+    def shard(self, i: int, n: int) -> "Plan":
+        """Shard i of n: disjoint, together covering the plan, balanced within every class.
+
+        Rows keep their global sample_id (so shards merge back by id).  Row k of class c goes to
+        shard ``(k + c) % n``; offsetting by the class spreads remainders across shards.
+        """
+        if not (n >= 1 and 0 <= i < n):
+            raise ValueError(f"shard {i}/{n}: need 0 <= i < n")
+        pos: dict[int, int] = {}
+        order = {lab: c for c, lab in enumerate(dict.fromkeys(r.label for r in self.rows))}
+        rows = []
+        for r in self.rows:
+            k = pos.get(r.label, 0)
+            pos[r.label] = k + 1
+            if (k + order[r.label]) % n == i:
+                rows.append(r)
+        header = dict(self.header, shard=[i, n], num_rows=len(rows))
+        return Plan(header, rows)
+
+    def counts(self, key: str) -> dict:
+        out: dict = {}
+        for r in self.rows:
+            k = getattr(r, key)
+            out[k] = out.get(k, 0) + 1
+        return out
+
+
+# ----------------------------------------------------------------------------- building
+def _split(n: int, weights: dict) -> dict:
+    """Split n into integer parts proportional to weights (largest remainder, ties by order)."""
+    total = float(sum(weights.values()))
+    exact = {k: n * w / total for k, w in weights.items()}
+    parts = {k: int(v) for k, v in exact.items()}
+    left = n - sum(parts.values())
+    for k in sorted(exact, key=lambda k: -(exact[k] - parts[k]))[:left]:
+        parts[k] += 1
+    return parts
+
+
+def read_counts(path: str) -> dict[str, int]:
+    """``wnid count`` lines -> {wnid: count}."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split("#", 1)[0].split()
+            if not parts:
+                continue
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise ValueError(f"{path}:{lineno}: expected 'wnid count', got {line.strip()!r}")
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def _images_per_class(cfg: PlanConfig, cs: ClassSet) -> list[int]:
+    if cfg.counts_file:
+        counts = read_counts(cfg.counts_file)
+        missing = [c.wnid or c.name for c in cs if (c.wnid or c.name) not in counts]
+        if missing:
+            raise ValueError(f"{cfg.counts_file}: no count for {len(missing)} classes, e.g. "
+                             f"{', '.join(missing[:3])}")
+        base = [counts[c.wnid or c.name] for c in cs]
+    else:
+        base = [cfg.images_per_class] * len(cs)
+    return [max(1, round(b * cfg.counts_multiplier)) for b in base]
+
+
+def make_recipe(name: str, options: dict):
+    """Build a recipe, passing only the options its constructor accepts."""
+    from engine import prompts  # noqa: F401 - registers every recipe
+    from engine.prompts import base
+
+    if name not in base._REGISTRY:
+        return base.get_recipe(name)  # raises ValueError naming close matches
+    factory = base._REGISTRY[name]
+    params = inspect.signature(factory).parameters
+    takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return base.get_recipe(name, **{k: v for k, v in options.items()
+                                    if v is not None and (takes_all or k in params)})
+
+
+def _config_dict(cfg: PlanConfig, recipes: dict) -> dict:
+    d = dataclasses.asdict(cfg)
+    d["recipe_config"] = {name: r.config() for name, r in recipes.items()}
+    return d
+
+
+def build_plan(cfg: PlanConfig, class_set: ClassSet | None = None, progress: bool = False) -> Plan:
+    """Build the plan for ``cfg`` (class_set overrides ``cfg.classes`` if given)."""
+    cs = class_set or get_class_set(cfg.classes, compact=cfg.compact_labels)
+    recipes = {name: make_recipe(name, cfg.recipe_options) for name in sorted(cfg.recipes)}
+    for cls in cs:
+        for r in recipes.values():
+            r.check(cls)
+    counts = _images_per_class(cfg, cs)
+    rows: list[PlanRow] = []
+    it = zip(cs, counts)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, total=len(cs), desc="plan", unit="class")
+    for cls, n in it:
+        rows.extend(_class_rows(cfg, recipes, cls, n, start=len(rows)))
+    lines = [r.to_json() for r in rows]
+    header = {
+        "config": _config_dict(cfg, recipes),
+        "version": __version__,
+        "class_set": cs.describe(),
+        "recipes": sorted(recipes),
+        "num_rows": len(rows),
+        "hash": hashlib.sha256("\n".join(lines).encode()).hexdigest(),
+    }
+    return Plan(header, rows)
+
+
+def _class_rows(cfg: PlanConfig, recipes: dict, cls: ClassInfo, n: int, start: int):
+    key = cls.wnid or cls.name
+    rows = []
+    for name, k in _split(n, {r: cfg.recipes[r] for r in recipes}).items():
+        if k == 0:
+            continue
+        prompts = recipes[name].prompts(cls, k, derive_seed("prompts", cfg.seed, name, key))
+        if len(prompts) != k:
+            raise RuntimeError(f"recipe {name!r} returned {len(prompts)} prompts for {key}, "
+                               f"expected {k}")
+        for p in prompts:
+            sid = start + len(rows)
+            rows.append(PlanRow(sample_id=sid, label=cls.index, wnid=cls.wnid, recipe=name,
+                                prompt=p, seed=row_seed(cfg.seed, sid), guidance=cfg.guidance,
+                                steps=cfg.steps, height=cfg.height, width=cfg.width,
+                                sampler=cfg.sampler, negative_prompt=cfg.negative_prompt))
+    return rows
+
+
+# ------------------------------------------------------------------------------ file I/O
+def write_plan(plan: Plan, path: str, overwrite: bool = False) -> None:
+    """Write atomically (temporary file, then rename); refuse to replace unless ``overwrite``."""
+    head = json.dumps({"synthclone_plan": PLAN_FORMAT, "header": plan.header}, sort_keys=True,
+                      ensure_ascii=False, separators=(",", ":"))
+    with atomic_write(path, "w", overwrite=overwrite, encoding="utf-8", newline="\n") as f:
+        f.write(head + "\n")
+        for r in plan.rows:
+            f.write(r.to_json() + "\n")
+
+
+class PlanFileError(ValueError):
+    pass
+
+
+def read_plan(path: str, check_hash: bool = True) -> Plan:
+    """Read a plan file; a shard's hash covers the full plan and is not re-checked."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"plan file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        first = f.readline()
+        try:
+            head = json.loads(first)
+        except json.JSONDecodeError as exc:
+            raise PlanFileError(f"{path}: not a synthclone plan (bad header line: {exc})") from None
+        if not isinstance(head, dict) or head.get("synthclone_plan") != PLAN_FORMAT:
+            raise PlanFileError(f"{path}: not a synthclone plan file (format {PLAN_FORMAT})")
+        lines = [ln.rstrip("\n") for ln in f if ln.strip()]
+    header = head["header"]
+    fields = {f.name for f in dataclasses.fields(PlanRow)}
+    rows = []
+    for i, ln in enumerate(lines, 2):
+        try:
+            d = json.loads(ln)
+            rows.append(PlanRow(**{k: v for k, v in d.items() if k in fields}))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise PlanFileError(f"{path}:{i}: bad plan row ({exc})") from None
+    if len(rows) != header.get("num_rows"):
+        raise PlanFileError(f"{path}: header says {header.get('num_rows')} rows, file has "
+                            f"{len(rows)} (truncated?)")
+    if check_hash and "shard" not in header:
+        digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+        if digest != header.get("hash"):
+            raise PlanFileError(f"{path}: content hash mismatch (file modified or corrupt)")
+    return Plan(header, rows)
