@@ -141,20 +141,24 @@ class Plan:
         return self.header["recipes"]
 
     def shard(self, i: int, n: int) -> "Plan":
-        """Shard i of n: disjoint, together covering the plan, balanced within every class.
+        """Shard i of n: disjoint, together covering the plan, balanced within every class
+        and in total (sizes differ by at most one row).
 
-        Rows keep their global sample_id (so shards merge back by id).  Row k of class c goes to
-        shard ``(k + c) % n``; offsetting by the class spreads remainders across shards.
+        Rows keep their global sample_id (so shards merge back by id).  Row k of a class goes to
+        shard ``(start + k) % n``, where ``start`` counts the rows of the classes before it: a
+        round-robin that continues across classes, so remainders spread over the shards.
         """
         if not (n >= 1 and 0 <= i < n):
             raise ValueError(f"shard {i}/{n}: need 0 <= i < n")
-        pos: dict[int, int] = {}
-        order = {lab: c for c, lab in enumerate(dict.fromkeys(r.label for r in self.rows))}
+        start, total = {}, 0
+        for label, count in self.counts("label").items():
+            start[label], total = total, total + count
+        seen: dict[int, int] = {}
         rows = []
         for r in self.rows:
-            k = pos.get(r.label, 0)
-            pos[r.label] = k + 1
-            if (k + order[r.label]) % n == i:
+            k = seen.get(r.label, 0)
+            seen[r.label] = k + 1
+            if (start[r.label] + k) % n == i:
                 rows.append(r)
         header = dict(self.header, shard=[i, n], num_rows=len(rows))
         return Plan(header, rows)

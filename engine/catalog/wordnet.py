@@ -14,6 +14,7 @@ import functools
 import os
 import shutil
 import tempfile
+import warnings
 
 from engine.paths import cache_dir
 
@@ -81,7 +82,9 @@ def wordnet():
         nltk.data.path.append(root)
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
-    return WordNetCorpusReader(os.path.join(root, "corpora", "wordnet"), None)
+    with warnings.catch_warnings():  # "multilingual functions are not available": expected, no OMW
+        warnings.simplefilter("ignore", UserWarning)
+        return WordNetCorpusReader(os.path.join(root, "corpora", "wordnet"), None)
 
 
 def synset_of(wnid: str):

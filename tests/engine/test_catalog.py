@@ -1,0 +1,113 @@
+"""Class catalog: presets, WordNet hypernyms/definitions/senses, custom sets, bad input."""
+import pytest
+
+from engine.catalog import ClassLookupError, get_class_set, imagenet_class, load_custom, resolve_imagenet
+from engine.catalog.imagenet100 import IMAGENET100_NAMES
+
+# Tian et al.'s (CMC) ImageNet-100 wnids, the subset seed 001 uses; the preset must equal it.
+CMC_IMAGENET100 = set("""
+n02869837 n01749939 n02488291 n02107142 n13037406 n02091831 n04517823 n04589890 n03062245
+n01773797 n01735189 n07831146 n07753275 n03085013 n04485082 n02105505 n01983481 n02788148
+n03530642 n04435653 n02086910 n02859443 n13040303 n03594734 n02085620 n02099849 n01558993
+n04493381 n02109047 n04111531 n02877765 n04429376 n02009229 n01978455 n02106550 n01820546
+n01692333 n07714571 n02974003 n02114855 n03785016 n03764736 n03775546 n02087046 n07836838
+n04099969 n04592741 n03891251 n02701002 n03379051 n02259212 n07715103 n03947888 n04026417
+n02326432 n03637318 n01980166 n02113799 n02086240 n03903868 n02483362 n04127249 n02089973
+n03017168 n02093428 n02804414 n02396427 n04418357 n02172182 n01729322 n02113978 n03787032
+n02089867 n02119022 n03777754 n04238763 n02231487 n03032252 n02138441 n02104029 n03837869
+n03494278 n04136333 n03794056 n03492542 n02018207 n04067472 n03930630 n03584829 n02123045
+n04229816 n02100583 n03642806 n04336792 n03259280 n02116738 n02108089 n03424325 n01855672
+n02090622""".split())
+
+
+def test_imagenet1k_is_timm_order_with_lemmas_and_definitions():
+    cs = get_class_set("imagenet1k")
+    assert len(cs) == 1000 and cs.num_labels == 1000
+    assert [c.index for c in cs] == list(range(1000))
+    assert cs.wnids == sorted(cs.wnids)  # timm order = sorted wnids
+    tench = cs[0]
+    assert tench.wnid == "n01440764" and tench.name == "tench"
+    assert "freshwater" in tench.definition
+
+
+def test_imagenet100_pinned_to_the_papers_100_classes():
+    cs = get_class_set("imagenet100")
+    assert len(IMAGENET100_NAMES) == 100
+    assert len(cs) == 100 and len(set(cs.wnids)) == 100
+    assert set(cs.wnids) == CMC_IMAGENET100
+    assert cs.mask().sum() == 100 and cs.num_labels == 1000  # a mask, not a renumbering
+
+
+def test_hypernyms_and_definitions_from_wordnet():
+    papillon = imagenet_class(resolve_imagenet("papillon"))
+    assert papillon.hypernyms == ("toy spaniel",)  # seed 002 §4
+    assert papillon.definition.startswith("small slender toy spaniel with erect ears")
+    pirate = imagenet_class(resolve_imagenet("pirate ship"))
+    assert pirate.hypernyms == ("ship",)
+
+
+def test_senses_list_every_noun_sense():
+    crane_bird = imagenet_class(resolve_imagenet("n02012849"))
+    senses = crane_bird.senses()
+    wnids = [w for w, _ in senses]
+    assert "n02012849" in wnids and "n03126707" in wnids  # the bird and the machine
+    assert all(d for _, d in senses)
+
+
+def test_imagenet_r_and_a_subsets():
+    r, a = get_class_set("imagenet-r"), get_class_set("imagenet-a")
+    assert len(r) == 200 and len(a) == 200 and set(r.wnids) != set(a.wnids)
+    assert r.mask().sum() == 200
+
+
+def test_compact_labels_renumber():
+    cs = get_class_set("imagenet100", compact=True)
+    assert [c.index for c in cs] == list(range(100)) and cs.num_labels == 100
+
+
+def test_unknown_names_give_close_matches():
+    with pytest.raises(ClassLookupError, match="goldfish"):
+        get_class_set("tench,goldfsh")
+    with pytest.raises(ClassLookupError, match="imagenet100"):
+        get_class_set("imagenet10")
+
+
+def test_custom_file_of_wnids_keeps_imagenet_labels(tmp_path):
+    f = tmp_path / "classes.txt"
+    f.write_text("# two ImageNet classes\nn01440764\ngoldfish\n")
+    cs = load_custom(str(f))
+    assert [c.index for c in cs] == [0, 1] and cs.num_labels == 1000
+    assert cs[1].wnid == "n01443537"
+
+
+def test_custom_free_form_names_get_compact_labels(tmp_path):
+    f = tmp_path / "classes.txt"
+    f.write_text("caracal | a wild cat of Africa and Asia | wild cat\nn01440764\nzorblax\n")
+    cs = load_custom(str(f))
+    assert cs.num_labels == 3 and [c.index for c in cs] == [0, 1, 2]
+    assert cs[0].definition == "a wild cat of Africa and Asia" and cs[0].hypernyms == ("wild cat",)
+    assert cs[1].wnid == "n01440764"
+    assert cs[2].hypernyms is None and cs[2].definition is None
+
+
+def test_custom_file_errors(tmp_path):
+    f = tmp_path / "dup.txt"
+    f.write_text("tench\nn01440764\n")
+    with pytest.raises(ValueError, match="twice"):
+        load_custom(str(f))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    with pytest.raises(ValueError, match="no classes"):
+        load_custom(str(empty))
+    with pytest.raises(FileNotFoundError):
+        get_class_set(str(tmp_path / "missing" / "x.txt"))
+
+
+def test_cli_exit_code_2_names_the_class(capsys):
+    from engine.cli import main
+
+    assert main(["classes", "tench,goldfsh"]) == 2
+    err = capsys.readouterr().err
+    assert "goldfsh" in err and "goldfish" in err
+    assert main(["classes", "imagenet100", "--limit", "2"]) == 0
+    assert "100 classes" in capsys.readouterr().out
