@@ -30,6 +30,7 @@ $(VENV)/.installed: setup.py $(wildcard csrc/*.cpp csrc/cuda/*.cu)
 	$(PIP) install -q --upgrade pip wheel setuptools
 	$(PIP) install -q $(TORCH)
 	$(PIP) install -q numpy
+	$(PIP) install -q ffcv==1.0.2   # built with isolation, against the apt libraries above
 	$(PIP) install -q --no-build-isolation -e '.[test]'
 	@touch $@
 
