@@ -1,0 +1,88 @@
+"""Plain-PyTorch domain-specific batch norm: the source of truth for the fused kernels.
+
+A dual-domain batch ``x`` (N, C, H, W) holds ``num_real`` real samples first, then synthetic
+ones (seed 003 §3.3).  Each domain d (0 = real, 1 = synthetic) is normalized with its own batch
+statistics (training) or running statistics (eval) and its own affine parameters; then an
+optional residual is added and an optional ReLU applied (the tail of a ResNet block).
+
+Per-domain parameters are stacked as (2, C) tensors, row 0 real and row 1 synthetic.  Running
+statistics are updated in place (unbiased variance, like ``nn.BatchNorm2d``); a domain with no
+samples in the batch is left untouched.  Arithmetic is fp32 whatever the input dtype; the
+output has the input's dtype and memory format.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def momentum_pair(momentum: float | Sequence[float]) -> tuple[float, float]:
+    """``(real, synthetic)`` momentum from one float or a pair."""
+    if isinstance(momentum, (int, float)):
+        return float(momentum), float(momentum)
+    m = tuple(float(v) for v in momentum)
+    if len(m) != 2:
+        raise ValueError(f"momentum must be a float or a (real, synthetic) pair, got {momentum!r}")
+    return m  # type: ignore[return-value]
+
+
+def check_dual_bn_args(x: torch.Tensor, num_real: int, weight, bias, running_mean, running_var,
+                       training: bool, residual: torch.Tensor | None) -> None:
+    """Raise ``ValueError`` saying what is wrong with a dual-BN call's arguments."""
+    if x.dim() != 4:
+        raise ValueError(f"dual batch norm expects (N, C, H, W) input, got {tuple(x.shape)}")
+    n, c = x.shape[:2]
+    if n == 0:
+        raise ValueError("dual batch norm got an empty batch (N = 0)")
+    if not 0 <= int(num_real) <= n:
+        raise ValueError(f"num_real={num_real} is outside [0, N={n}]: the first num_real samples "
+                         "of the batch are real, the rest synthetic")
+    for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if t is not None and tuple(t.shape) != (2, c):
+            raise ValueError(f"{name} must have shape (2, C) = (2, {c}) (row 0 real, row 1 "
+                             f"synthetic), got {tuple(t.shape)}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("give both running_mean and running_var, or neither")
+    if not training and running_mean is None:
+        raise ValueError("eval mode (training=False) needs running_mean and running_var")
+    if residual is not None and residual.shape != x.shape:
+        raise ValueError(f"residual shape {tuple(residual.shape)} differs from input {tuple(x.shape)}")
+    if training:
+        hw = x.shape[2] * x.shape[3]
+        for d, count in enumerate((int(num_real), n - int(num_real))):
+            if count * hw == 1:
+                raise ValueError(f"{('real', 'synthetic')[d]} part has a single value per channel; "
+                                 "batch statistics need at least 2 (use a larger batch or eval mode)")
+
+
+def dual_bn_ref(x: torch.Tensor, num_real: int, weight: torch.Tensor | None, bias: torch.Tensor | None,
+                running_mean: torch.Tensor | None, running_var: torch.Tensor | None,
+                training: bool = True, momentum: float | Sequence[float] = 0.1, eps: float = 1e-5,
+                residual: torch.Tensor | None = None, relu: bool = False) -> torch.Tensor:
+    """Normalize ``x[:num_real]`` with domain 0 and ``x[num_real:]`` with domain 1 (see module doc)."""
+    check_dual_bn_args(x, num_real, weight, bias, running_mean, running_var, training, residual)
+    k, n = int(num_real), x.shape[0]
+    moms = momentum_pair(momentum)
+    xf = x.float()  # (N, C, H, W) fp32
+    parts = []
+    for d, (lo, hi) in enumerate(((0, k), (k, n))):
+        if hi == lo:
+            continue
+        parts.append(F.batch_norm(
+            xf[lo:hi],  # (n_d, C, H, W)
+            None if running_mean is None else running_mean[d],  # views: updated in place
+            None if running_var is None else running_var[d],
+            None if weight is None else weight[d].float(),
+            None if bias is None else bias[d].float(),
+            training, moms[d], eps))
+    y = torch.cat(parts) if len(parts) > 1 else parts[0]  # (N, C, H, W)
+    if residual is not None:
+        y = y + residual.float()
+    if relu:
+        y = torch.relu(y)
+    memory_format = (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
+                     and not x.is_contiguous() else torch.contiguous_format)
+    return y.to(x.dtype).contiguous(memory_format=memory_format)
