@@ -1,0 +1,135 @@
+"""``GenerateConfig``: every switch of the generation engine, one docstring per field.
+
+Resolution order: dataclass defaults -> the ``generate:`` section of a YAML file
+(``engine/configs/*.yaml``) -> command-line flags.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+DTYPES = ("auto", "fp32", "fp16", "bf16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@dataclass
+class GenerateConfig:
+    model: str = "tiny"
+    """tiny | sd15-arch | a hub id | a local diffusers folder | a .safetensors/.ckpt file."""
+    model_config: str | None = None
+    """For a single checkpoint file: a local diffusers folder with the pipeline's configs."""
+    device: str = "auto"
+    """auto (CUDA when available, else CPU) | cpu | cuda | cuda:N."""
+    dtype: str = "auto"
+    """auto (fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16 (half types need CUDA)."""
+    batch_size: int = 8
+    """Images per UNet batch (CFG doubles the UNet batch). Lower it on out-of-memory."""
+    group_batches: bool = True
+    """Bucket plan rows by (sampler, steps, guidance, size, mode) so every batch is full."""
+    cfg_batched: bool = True
+    """Classifier-free guidance in one UNet call on [uncond; cond] instead of two calls."""
+    embed_cache: bool = True
+    """Cache text embeddings by prompt (plans repeat prompts; the negative prompt is shared)."""
+    compile: bool = False
+    """torch.compile the UNet and the VAE decoder (inductor; ~80 s cold on CPU, cached in
+    TORCHINDUCTOR_CACHE_DIR; pays off on long runs)."""
+    compile_mode: str = "default"
+    """torch.compile mode: default (CPU, and GPU with varying batch sizes) or max-autotune-no-
+    cudagraphs / reduce-overhead (GPU, fixed batch size: CUDA graphs)."""
+    channels_last: bool = True
+    """channels_last memory format for the UNet and VAE (faster convolutions on CPU and GPU)."""
+    attention: str = "auto"
+    """Attention backend: auto | sdpa | xformers (CUDA + xformers) | math (reference)."""
+    fuse_qkv: bool = False
+    """Fuse the Q/K/V projections of self-attention into one matmul (sdpa backend only)."""
+    vae_slicing: bool = False
+    """Decode one image at a time (lower peak memory for big batches)."""
+    vae_tiling: bool = False
+    """Decode in overlapping tiles (large sizes such as 1024^2 on small GPUs)."""
+    pipeline_tail: bool = True
+    """Decode/convert/resize/write batch k on a worker thread while the UNet runs batch k+1."""
+    tail_inflight: int = 2
+    """At most this many batches wait in the tail (bounds memory)."""
+    writer_workers: int = 2
+    """JPEG-encoding threads of the .beton writer."""
+    store_size: int | None = 256
+    """Longest side stored in the .beton (seed 003: 1024^2 stored at 256^2); None keeps the
+    generated size."""
+    jpeg_quality: int = 90
+    """JPEG quality of stored images."""
+    max_resample: int = 3
+    """Re-sample a row whose latents are NaN/Inf or whose image is blank at most this often
+    (with a derived seed); after that the row is reported as failed and left out."""
+    blank_std: float = 1.0
+    """An image with pixel std (0-255) below this counts as blank."""
+    clip_filter: bool = False
+    """Drop images whose CLIP similarity to "a photo of a {class}" is below clip_threshold."""
+    clip_model: str = "ViT-B-32"
+    """open_clip architecture of the CLIP filter."""
+    clip_pretrained: str | None = None
+    """open_clip pretrained tag or local weights file (None: random weights, for tests)."""
+    clip_threshold: float = 0.3
+    """CLIP filter threshold (seed 004 §4.5: 0.3)."""
+    safety_checker: bool = False
+    """Run the model's safety checker (off by default, as in seed 002; needs its weights)."""
+    real: str | None = None
+    """Real images for image-conditioned rows: a folder or a .beton (init_image = a path
+    relative to the folder, or the .beton sample index)."""
+    contact_sheet: int = 64
+    """Images on the contact sheet PNG (0: none)."""
+    progress: bool = True
+    """Show a progress bar (images/s, ETA, per-stage time split)."""
+    durable: bool = True
+    """fsync the .beton at every commit (safe against power loss)."""
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ValueError(f"compile_mode {self.compile_mode!r}: choose one of "
+                             f"{', '.join(COMPILE_MODES)}")
+        if self.store_size is not None and self.store_size < 8:
+            raise ValueError(f"store_size must be >= 8 (or None), got {self.store_size}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+        if self.max_resample < 0:
+            raise ValueError("max_resample must be >= 0")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def parse_shard(text: str | None, env=None) -> tuple[int, int]:
+    """``"i/n"``; else torchrun (RANK/WORLD_SIZE) or SLURM (SLURM_PROCID/SLURM_NTASKS); else 0/1."""
+    env = os.environ if env is None else env
+    if text:
+        try:
+            i, n = (int(v) for v in text.split("/"))
+        except ValueError:
+            raise ValueError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+    elif "WORLD_SIZE" in env and "RANK" in env:
+        i, n = int(env["RANK"]), int(env["WORLD_SIZE"])
+    elif "SLURM_NTASKS" in env and "SLURM_PROCID" in env:
+        i, n = int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"])
+    else:
+        i, n = 0, 1
+    if not (n >= 1 and 0 <= i < n):
+        raise ValueError(f"shard {i}/{n}: need 0 <= i < n")
+    return i, n
+
+
+def shard_path(out: str, i: int, n: int) -> str:
+    """``clone.beton`` -> ``clone.shard0of4.beton`` (unchanged for a single shard)."""
+    if n == 1:
+        return out
+    stem, ext = os.path.splitext(out)
+    return f"{stem}.shard{i}of{n}{ext or '.beton'}"
+
+
+def run_dir_for(out: str) -> str:
+    """The run folder beside the .beton: ``clone.beton`` -> ``clone.run/``."""
+    stem, _ = os.path.splitext(out)
+    return stem + ".run"

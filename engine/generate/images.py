@@ -1,0 +1,41 @@
+"""Real images for image-conditioned generation (seed 004 §2.4), from a folder or a .beton.
+
+A row's ``init_image`` is a path relative to the folder (or absolute), or, for a .beton source,
+the sample index as a string.  Images come back as uint8 (H, W, 3).
+"""
+from __future__ import annotations
+
+import os
+
+
+class RealImages:
+    def __init__(self, source: str | None):
+        if source is None:
+            raise ValueError("the plan has image-conditioned rows (init_image): pass --real "
+                             "FOLDER_OR_BETON with the real images")
+        if not os.path.exists(source):
+            raise ValueError(f"--real {source}: no such folder or .beton")
+        self.source = source
+        self._reader = None
+        if os.path.isfile(source):
+            from loaders.beton.reader import BetonReader
+
+            self._reader = BetonReader(source)
+
+    def __call__(self, key: str):
+        import numpy as np
+
+        if self._reader is not None:
+            try:
+                i = int(key)
+            except ValueError:
+                raise ValueError(f"init_image {key!r}: with a .beton source it must be a sample "
+                                 "index") from None
+            return np.asarray(self._reader.read(i)["image"])
+        from PIL import Image
+
+        path = key if os.path.isabs(key) else os.path.join(self.source, key)
+        if not os.path.exists(path):
+            raise ValueError(f"init_image {key!r} not found under {self.source}")
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))

@@ -1,0 +1,23 @@
+"""Sampler names in plans -> diffusers schedulers made from the model's own scheduler config.
+
+"pndm" is PLMS (seed 000: 50 PLMS steps, guidance 7.5), "ddim" is DDIM (eta 0), "dpmpp" is
+DPM-Solver++ (2nd order multistep).  A fresh scheduler is made per batch: PLMS and DPM-Solver
+keep per-run state (previous model outputs).
+"""
+from __future__ import annotations
+
+SAMPLERS = ("pndm", "ddim", "dpmpp")
+
+
+def make_scheduler(name: str, base_config):
+    """A new scheduler of kind ``name`` with the model's schedule (betas, prediction type...)."""
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, PNDMScheduler
+
+    if name == "pndm":
+        return PNDMScheduler.from_config(base_config, skip_prk_steps=True)
+    if name == "ddim":
+        return DDIMScheduler.from_config(base_config)
+    if name == "dpmpp":
+        return DPMSolverMultistepScheduler.from_config(
+            base_config, algorithm_type="dpmsolver++", solver_order=2)
+    raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
