@@ -1,0 +1,434 @@
+"""Streaming, crash-safe .beton writer that FFCV's ``Loader`` reads.
+
+Usage::
+
+    with BetonWriter(path, num_samples=N, fields={"image": RGBImageField(write_mode="jpg"),
+                                                 "label": IntField()}, num_workers=2) as w:
+        for sid, img, y in produce():          # any order, 0 <= sid < N, each id once
+            w.append(sid, {"image": img, "label": y})
+    # `path` exists only now
+
+Files: while writing, data goes to ``<path>.partial`` (header version 0, so nothing mistakes it
+for a finished file) and commits go to ``<path>.journal`` (see ``journal.py``). ``close()``
+writes metadata, allocation table and header into the partial, fsyncs it, renames it to
+``path`` (atomic), fsyncs the directory and removes the journal.
+
+Threads: ``append`` checks the values (errors name the sample) and hands encoding (resize to
+``max_resolution``, JPEG) to a pool of ``num_workers`` threads (OpenCV releases the GIL); one
+placer thread copies finished samples, in completion order, into the current page and writes
+pages in file order. A sample's bytes all lie in one page, as FFCV requires.
+
+Durability points (with ``durable=True``, the default):
+  1. a page is sealed (the next sample does not fit): the page is written, the partial file is
+     fsynced, then a journal record for every sample on it is appended and the journal fsynced;
+  2. ``flush()``: the same for the samples placed so far in the current, unfinished page;
+  3. ``close()``: all samples are committed as in 2 before finalizing, then the finished file
+     is fsynced before the rename and the directory after it.
+A sample counts as written (``done_ids``) once its journal record is durable. A writer killed
+at any instant (SIGKILL included) leaves a partial + journal; ``BetonWriter.resume(path)``
+keeps every committed sample, drops bytes past the last commit, and goes on appending.
+With ``durable=False`` the same ordering holds without fsync: safe against process death, not
+against power loss.
+
+Holes: ``close()`` requires all N samples. ``close(shrink=True)`` (generation with quality
+filters) writes only the appended samples, renumbered densely in sample-id order; the values
+of the samples' own fields (e.g. a ``sample_id`` IntField) are untouched.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import os
+import queue
+import threading
+
+import numpy as np
+
+from loaders.beton import format as fmt
+from loaders.beton.encode import SampleError, check_sample, encode_sample
+from loaders.beton.journal import Journal, fsync, read_journal
+
+__all__ = ["BetonWriter", "BetonWriteError", "SampleError"]
+
+
+class BetonWriteError(RuntimeError):
+    """The writer failed (I/O error such as a full disk); the partial stays resumable."""
+
+
+def _pwrite(fd: int, data, offset: int) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BetonWriter:
+    """Open a .beton for ``num_samples`` samples with FFCV field objects; see module doc."""
+
+    def __init__(self, path: str, num_samples: int, fields: dict, num_workers: int = 2,
+                 page_size: int = fmt.DEFAULT_PAGE_SIZE, overwrite: bool = False,
+                 durable: bool = True, max_inflight: int | None = None, _resume=None):
+        self.path = os.fspath(path)
+        self.partial_path, self.journal_path = self.path + ".partial", self.path + ".journal"
+        if not fields:
+            raise ValueError("fields must name at least one FFCV field")
+        self.fields = dict(fields)
+        self.num_samples, self.page_size = int(num_samples), fmt.check_page_size(page_size)
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples={num_samples}: must be >= 1")
+        self.durable = durable
+        self._ptr_slots = [fmt.pointer_slot(f) for f in self.fields.values()]
+        self._mdtype = fmt.metadata_type(self.fields.values())
+        desc = fmt.field_descriptors(self.fields)
+        self._meta_start = fmt.HeaderType.itemsize + desc.nbytes
+        self._data_start = fmt.data_start(len(desc), self.num_samples, self._mdtype, page_size)
+        self._meta = np.zeros(self.num_samples, dtype=self._mdtype)
+        self._placed = np.zeros(self.num_samples, dtype=bool)
+        self._allocs: list[np.ndarray] = []
+        self._committed: set[int] = set()
+        self._taken: set[int] = set()
+        self._pending_sids: list[int] = []
+        self._pending_allocs: list[tuple] = []
+        self._page = np.zeros(self.page_size, dtype=np.uint8)
+        self._page_index = self._cursor = self._written = 0
+        self._sample_errors: list[str] = []
+        self._fatal: BaseException | None = None
+        self._closed = False
+        if _resume is None:
+            self._create(desc, overwrite)
+        else:
+            self._reopen(desc, *_resume)
+        self.num_workers = int(num_workers)
+        self._pool = (concurrent.futures.ThreadPoolExecutor(self.num_workers, "beton-encode")
+                      if self.num_workers > 0 else None)
+        self._slots = threading.Semaphore(max_inflight or 8 * max(1, self.num_workers))
+        self._cond = threading.Condition()
+        self._submitted = self._done = 0
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._placer, name="beton-placer", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ opening / resuming
+    def _journal_header(self, desc) -> dict:
+        return {"format": "synthclone-beton-journal", "version": 1, "path": self.path,
+                "num_samples": self.num_samples, "page_size": self.page_size,
+                "data_start": self._data_start, "descriptors": desc.tobytes().hex(),
+                "fields": [[n, fmt.field_spec(f)] for n, f in self.fields.items()]}
+
+    def _create(self, desc, overwrite: bool) -> None:
+        if not overwrite:
+            if os.path.exists(self.path):
+                raise FileExistsError(f"{self.path} exists; pass overwrite=True to replace it")
+            if BetonWriter.partial_exists(self.path):
+                raise FileExistsError(f"a resumable partial of {self.path} exists: continue it "
+                                      "with BetonWriter.resume(path), or pass overwrite=True")
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._fd = os.open(self.partial_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        head = fmt.make_header(fmt.PARTIAL_VERSION, len(desc), self.page_size, self.num_samples, 0)
+        _pwrite(self._fd, head + desc.tobytes(), 0)
+        os.ftruncate(self._fd, self._data_start)
+        fsync(self._fd)
+        self._journal = Journal(self.journal_path, self._journal_header(desc), self.durable)
+        _fsync_dir(self.path)
+
+    def _reopen(self, desc, header, commits, valid_len) -> None:
+        if header["descriptors"] != desc.tobytes().hex() or header["data_start"] != self._data_start:
+            raise fmt.BetonFormatError(f"{self.journal_path} does not match {self.partial_path}")
+        data_end = self._data_start
+        for end, sids, recs, allocs in commits:
+            self._meta[sids] = recs
+            self._placed[sids] = True
+            self._allocs.append(np.array(allocs))
+            data_end = max(data_end, int(end))
+        self._committed = set(np.flatnonzero(self._placed).tolist())
+        self._taken = set(self._committed)
+        self._fd = os.open(self.partial_path, os.O_RDWR)
+        size = os.fstat(self._fd).st_size
+        if size < data_end:
+            os.close(self._fd)
+            raise fmt.BetonFormatError(f"{self.partial_path} is {size} bytes but its journal "
+                                       f"commits data up to {data_end}: cannot resume")
+        os.ftruncate(self._fd, max(data_end, self._data_start))
+        head = fmt.make_header(fmt.PARTIAL_VERSION, len(desc), self.page_size, self.num_samples, 0)
+        _pwrite(self._fd, head, 0)
+        self._page_index, self._cursor = divmod(data_end - self._data_start, self.page_size)
+        if self._cursor:
+            start = self._data_start + self._page_index * self.page_size
+            self._page[:self._cursor] = np.frombuffer(
+                os.pread(self._fd, self._cursor, start), dtype=np.uint8)
+        self._written = self._cursor
+        fsync(self._fd)
+        self._journal = Journal(self.journal_path, None, self.durable, truncate_to=valid_len)
+
+    @staticmethod
+    def partial_exists(path: str) -> bool:
+        """True when a resumable partial (``path.partial`` + ``path.journal``) exists."""
+        path = os.fspath(path)
+        return os.path.exists(path + ".partial") and os.path.exists(path + ".journal")
+
+    @classmethod
+    def resume(cls, path: str, num_workers: int = 2, durable: bool = True,
+               max_inflight: int | None = None) -> "BetonWriter":
+        """Reopen the journaled partial of ``path``; ``done_ids`` tells what is already in."""
+        path = os.fspath(path)
+        if not cls.partial_exists(path):
+            hint = " (it is already finished)" if os.path.exists(path) else ""
+            raise FileNotFoundError(f"no resumable partial of {path}{hint}: expected "
+                                    f"{path}.partial and {path}.journal")
+        header, _, _ = read_journal(path + ".journal")
+        fields = {n: fmt.field_from_spec(s) for n, s in header["fields"]}
+        mdtype = fmt.metadata_type(fields.values())
+        header, commits, valid_len = read_journal(path + ".journal", mdtype)
+        return cls(path, header["num_samples"], fields, num_workers=num_workers,
+                   page_size=header["page_size"], durable=durable, max_inflight=max_inflight,
+                   _resume=(header, commits, valid_len))
+
+    # ------------------------------------------------------------------ producer side
+    @property
+    def done_ids(self) -> set[int]:
+        """Sample ids whose journal record is durable (what ``resume`` would keep)."""
+        return set(self._committed)
+
+    @property
+    def appended_ids(self) -> set[int]:
+        """Sample ids accepted by ``append`` so far (durable or not)."""
+        return set(self._taken)
+
+    def append(self, sample_id: int, values: dict) -> None:
+        """Queue one sample for encoding; returns once it is accepted (not yet durable)."""
+        self._check_usable()
+        self._raise_sample_errors()
+        sid = self._check_id(sample_id)
+        check_sample(sid, values, self.fields)
+        self._taken.add(sid)
+        self._submit(sid, lambda: encode_sample(values, self.fields, self._mdtype))
+
+    def _append_encoded(self, sample_id: int, record: np.ndarray, blobs: list) -> None:
+        """Place an already-encoded sample (merge): ``record`` 1-element, pointers ignored."""
+        self._check_usable()
+        sid = self._check_id(sample_id)
+        self._taken.add(sid)
+        self._submit(sid, lambda: (record, blobs), inline=True)
+
+    def _check_id(self, sample_id) -> int:
+        if isinstance(sample_id, bool) or not isinstance(sample_id, (int, np.integer)):
+            raise TypeError(f"sample_id must be an int, got {type(sample_id).__name__}")
+        sid = int(sample_id)
+        if not 0 <= sid < self.num_samples:
+            raise IndexError(f"sample_id {sid} out of range: this file holds {self.num_samples} "
+                             f"samples (0..{self.num_samples - 1})")
+        if sid in self._taken:
+            raise ValueError(f"sample_id {sid} was already written to {self.path}")
+        return sid
+
+    def _submit(self, sid: int, job, inline: bool = False) -> None:
+        self._slots.acquire()
+        with self._cond:
+            self._submitted += 1
+        if self._pool is None or inline:
+            fut = concurrent.futures.Future()
+            try:
+                fut.set_result(job())
+            except Exception as exc:  # noqa: BLE001 - reported at the next call, naming the sample
+                fut.set_exception(exc)
+            self._queue.put((sid, fut))
+        else:
+            self._pool.submit(job).add_done_callback(functools.partial(self._enqueue, sid))
+
+    def _enqueue(self, sid, fut) -> None:
+        self._queue.put((sid, fut))
+
+    # ------------------------------------------------------------------ placer thread
+    def _placer(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            sid, fut = item
+            try:
+                try:
+                    record, blobs = fut.result()
+                except Exception as exc:  # noqa: BLE001 - an encoding failure of this sample
+                    raise SampleError(f"sample {sid}: encoding failed: {exc!r}") from exc
+                if self._fatal is None:
+                    self._place(sid, record, blobs)
+            except SampleError as exc:
+                self._taken.discard(sid)
+                self._sample_errors.append(str(exc))
+            except BaseException as exc:  # noqa: BLE001 - I/O failure: stop writing, keep partial
+                self._taken.discard(sid)
+                self._fatal = self._fatal or exc
+            finally:
+                self._slots.release()
+                with self._cond:
+                    self._done += 1
+                    self._cond.notify_all()
+
+    def _place(self, sid: int, record: np.ndarray, blobs: list) -> None:
+        total = sum(len(b) for _, b in blobs)
+        if total > self.page_size:
+            raise SampleError(f"sample {sid}: its data ({total} bytes) exceeds the page size "
+                              f"({self.page_size}); raise page_size or lower max_resolution")
+        if self._cursor + total > self.page_size:
+            self._seal_page()
+        base = self._data_start + self._page_index * self.page_size
+        for i, blob in blobs:
+            n = len(blob)
+            ptr = base + self._cursor
+            self._page[self._cursor:self._cursor + n] = blob
+            slot = self._ptr_slots[i]
+            if slot == "":
+                record[f"f{i}"][0] = ptr
+            else:
+                record[f"f{i}"][slot][0] = ptr
+            self._pending_allocs.append((sid, ptr, n))
+            self._cursor += n
+        self._meta[sid] = record[0]
+        self._placed[sid] = True
+        self._pending_sids.append(sid)
+
+    def _write_page(self, upto: int) -> None:
+        base = self._data_start + self._page_index * self.page_size
+        if upto > self._written:
+            _pwrite(self._fd, self._page[self._written:upto], base + self._written)
+            self._written = upto
+
+    def _commit(self, data_end: int) -> None:
+        if not self._pending_sids:
+            return
+        if self.durable:
+            fsync(self._fd)
+        sids = np.array(self._pending_sids, dtype="<u8")
+        allocs = np.array(self._pending_allocs, dtype=fmt.ALLOC_TABLE_TYPE)
+        self._journal.commit(data_end, sids, self._meta[sids], allocs)
+        self._allocs.append(allocs)
+        self._committed.update(self._pending_sids)
+        self._pending_sids, self._pending_allocs = [], []
+
+    def _seal_page(self) -> None:
+        if self._cursor == 0:
+            return
+        self._write_page(self.page_size)
+        self._commit(self._data_start + (self._page_index + 1) * self.page_size)
+        self._page_index += 1
+        self._cursor = self._written = 0
+        self._page.fill(0)
+
+    # ------------------------------------------------------------------ durability / finish
+    def _drain(self) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._done == self._submitted)
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise ValueError(f"writer for {self.path} is closed")
+        if self._fatal is not None:
+            raise BetonWriteError(f"writing {self.path} failed ({self._fatal!r}); the partial "
+                                  f"file keeps every committed sample: abort(), then "
+                                  f"BetonWriter.resume(path)") from self._fatal
+
+    def _raise_sample_errors(self) -> None:
+        if self._sample_errors:
+            errs, self._sample_errors = self._sample_errors, []
+            more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+            raise SampleError(errs[0] + more)
+
+    def flush(self) -> None:
+        """Durability point: every sample appended so far is committed when this returns."""
+        self._check_usable()
+        self._drain()
+        self._check_usable()
+        try:
+            self._write_page(self._cursor)
+            self._commit(self._data_start + self._page_index * self.page_size + self._cursor)
+        except BaseException as exc:
+            self._fatal = self._fatal or exc
+            raise
+        self._raise_sample_errors()
+
+    def close(self, shrink: bool = False) -> None:
+        """Finalize atomically; ``path`` appears only now (see module doc for ``shrink``)."""
+        self.flush()
+        have = np.flatnonzero(self._placed)
+        if len(have) < self.num_samples and not shrink:
+            missing = np.flatnonzero(~self._placed)
+            raise ValueError(f"{len(missing)} of {self.num_samples} samples were never appended "
+                             f"(first: {missing[:5].tolist()}); append them, close(shrink=True) "
+                             "to keep only appended ones, or abort() to resume later")
+        if len(have) == 0:
+            raise ValueError("no sample was appended; nothing to finalize (abort() instead)")
+        try:
+            self._finalize(have)
+        except BaseException as exc:
+            self._fatal = self._fatal or exc
+            raise
+        self._shutdown()
+
+    def _finalize(self, have: np.ndarray) -> None:
+        self._seal_page()
+        allocs = (np.concatenate(self._allocs) if self._allocs
+                  else np.zeros(0, dtype=fmt.ALLOC_TABLE_TYPE))
+        meta = self._meta[have]
+        if len(have) < self.num_samples:
+            remap = np.full(self.num_samples, -1, dtype=np.int64)
+            remap[have] = np.arange(len(have))
+            allocs = allocs.copy()
+            allocs["sample_id"] = remap[allocs["sample_id"].astype(np.int64)]
+        allocs = allocs[np.argsort(allocs["ptr"], kind="stable")]
+        table_ptr = self._data_start + self._page_index * self.page_size
+        _pwrite(self._fd, meta.tobytes(), self._meta_start)
+        _pwrite(self._fd, allocs.tobytes(), table_ptr)
+        os.ftruncate(self._fd, table_ptr + allocs.nbytes)
+        head = fmt.make_header(fmt.FORMAT_VERSION, len(self.fields), self.page_size,
+                               len(have), table_ptr)
+        _pwrite(self._fd, head, 0)
+        fsync(self._fd)
+        os.close(self._fd)
+        self._fd = -1
+        os.replace(self.partial_path, self.path)
+        _fsync_dir(self.path)
+        self._journal.close()
+        os.unlink(self.journal_path)
+        _fsync_dir(self.path)
+
+    def abort(self) -> None:
+        """Stop and leave a resumable partial (committing what can be committed)."""
+        if self._closed:
+            return
+        if self._fatal is None:
+            try:
+                self.flush()
+            except (SampleError, OSError, BetonWriteError):
+                pass  # what failed is simply not in the partial; committed samples are
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._journal.close()
+
+    def __enter__(self) -> "BetonWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __len__(self) -> int:
+        return self.num_samples
