@@ -1,0 +1,85 @@
+"""``DualSyncBatchNorm2d``: ``DualBatchNorm2d`` whose per-domain batch statistics are all-reduced
+across the processes of a DDP group (like ``nn.SyncBatchNorm``, once per domain).
+
+In training with an initialized process group of more than one process, each domain's
+per-channel sum, sum of squares and count are packed into one (6, C) tensor and summed with a
+differentiable all-reduce (``torch.distributed.nn.functional.all_reduce``), so the backward pass
+all-reduces the gradient sums as SyncBatchNorm does.  A rank whose batch has no sample of a
+domain still takes part.  Otherwise (one process, eval) it is a ``DualBatchNorm2d``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+from engine.ops.dual_bn_module import DualBatchNorm2d
+
+
+def sync_dual_bn(x, num_real, weight, bias, running_mean, running_var, momentum, eps,
+                 residual=None, relu=False, process_group=None):
+    """Training-mode dual batch norm with statistics over all ranks (same arguments as dual_bn_ref)."""
+    from torch.distributed.nn.functional import all_reduce
+
+    n, c = x.shape[:2]
+    hw = x.shape[2] * x.shape[3]
+    k = int(num_real)
+    xf = x.float()  # (N, C, H, W)
+    packed = []
+    for lo, hi in ((0, k), (k, n)):
+        part = xf[lo:hi]
+        packed += [part.sum((0, 2, 3)), (part * part).sum((0, 2, 3)),
+                   torch.full((c,), float((hi - lo) * hw), device=x.device)]
+    totals = all_reduce(torch.stack(packed), group=process_group or dist.group.WORLD)  # (6, C)
+    parts = []
+    for d, (lo, hi) in enumerate(((0, k), (k, n))):
+        s, ss, cnt = totals[3 * d], totals[3 * d + 1], totals[3 * d + 2]
+        count = float(cnt[0])
+        if count == 0:
+            continue
+        mean = s / count
+        var = (ss / count - mean * mean).clamp_min(0)  # biased, for normalization
+        if running_mean is not None and count > 1:
+            with torch.no_grad():
+                running_mean[d].mul_(1 - momentum[d]).add_(momentum[d] * mean)
+                running_var[d].mul_(1 - momentum[d]).add_(momentum[d] * var * count / (count - 1))
+        if hi == lo:
+            continue
+        scale = torch.rsqrt(var + eps)
+        if weight is not None:
+            scale = scale * weight[d].float()
+        shift = -mean * scale + (bias[d].float() if bias is not None else 0)
+        parts.append(xf[lo:hi] * scale[None, :, None, None] + shift[None, :, None, None])
+    y = torch.cat(parts) if len(parts) > 1 else parts[0]
+    if residual is not None:
+        y = y + residual.float()
+    if relu:
+        y = torch.relu(y)
+    return y.to(x.dtype)
+
+
+class DualSyncBatchNorm2d(DualBatchNorm2d):
+    """``DualBatchNorm2d`` with statistics synchronized over ``process_group`` in training."""
+
+    def __init__(self, *args, process_group=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.process_group = process_group
+        """The DDP group to sync over (None: the default world group)."""
+
+    @classmethod
+    def from_bn(cls, bn, process_group=None, **kwargs):
+        new = super().from_bn(bn, **kwargs)
+        new.process_group = process_group
+        return new
+
+    def _synced(self) -> bool:
+        if not (self.training and dist.is_available() and dist.is_initialized()):
+            return False
+        return dist.get_world_size(self.process_group) > 1
+
+    def _normalize(self, x, k, weight, bias, running_mean, running_var, batch_stats, momentum,
+                   residual):
+        if not (batch_stats and self._synced()):
+            return super()._normalize(x, k, weight, bias, running_mean, running_var, batch_stats,
+                                      momentum, residual)
+        return sync_dual_bn(x, k, weight, bias, running_mean, running_var, momentum, self.eps,
+                            residual, self.relu, self.process_group)
