@@ -97,7 +97,7 @@ class ContextualDiversification(_Contextual):
 class StyleDiversification(_Contextual):
     """``a <style> of <foreground>, ...``: CD with "photograph" replaced by one of 60 styles (§3.2).
 
-    Image ``i`` takes description ``i % D`` and style ``order[(i + i // D) % 60]`` (``order`` a
+    Image ``i`` takes description ``i % D`` and style ``order[(i % D + i // D) % 60]`` (``order`` a
     seeded permutation of the styles), so each pass over the descriptions shifts the styles and
     no (description, style) pair repeats before ``60 * D`` images.
     """
@@ -113,7 +113,7 @@ class StyleDiversification(_Contextual):
         styles = shuffled(list(STYLES), seed, self.name)
         out = []
         for i in range(n):
-            style = style_word(styles[(i + i // len(desc)) % len(styles)])
+            style = style_word(styles[(i % len(desc) + i // len(desc)) % len(styles)])
             out.append(f"{article(style)} {style} of {desc[i % len(desc)]}")
         return out
 

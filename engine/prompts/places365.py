@@ -92,7 +92,12 @@ def _download(url: str, path: str) -> None:
             f"get {PLACES365_FILE} elsewhere and pass backgrounds=FILE (CLI: --backgrounds FILE)"
         ) from exc
     text = data.decode("utf-8", errors="replace")
-    parse_backgrounds(text, url)  # refuse to cache an error page
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if len(lines) != PLACES365_COUNT or not all(ln.startswith("/") for ln in lines):
+        raise BackgroundsUnavailable(
+            f"{url} did not return the Places365 list ({len(lines)} lines, expected "
+            f"{PLACES365_COUNT} like '/a/airfield 0'); pass backgrounds=FILE (--backgrounds FILE)")
+    parse_backgrounds(text, url)
     with atomic_write(path, "w", encoding="utf-8") as f:
         f.write(text)
 
