@@ -82,6 +82,8 @@ class GenerateConfig:
     """Show a progress bar (images/s, ETA, per-stage time split)."""
     durable: bool = True
     """fsync the .beton at every commit (safe against power loss)."""
+    flush_every: int = 1
+    """Commit (journal) the .beton every this many batches: what a crash can lose."""
 
     def __post_init__(self):
         if self.batch_size < 1:

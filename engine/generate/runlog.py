@@ -90,7 +90,9 @@ class RunLog:
                                  "images_per_s": round(ips, 4), "split": split,
                                  "resampled": stats["resampled"]})
 
-    def finish(self, stats, sampler, status: str, clip=None, out=None) -> dict:
+    def finish(self, stats, sampler, status: str, clip=None, out=None, per_class=None) -> dict:
+        """Write summary.json (+ dropped.json, contact sheet); ``per_class`` counts the whole
+        output (resumed rows included), else only this session's images are counted."""
         elapsed = time.perf_counter() - self._t0
         if self._bar is not None:
             self._bar.close()
@@ -100,7 +102,7 @@ class RunLog:
             "status": status, "out": out, "shard": self.shard, "plan_hash": self.plan.hash,
             "rows": self.total, "resumed": self.resumed, "written": self.written,
             "images_per_s": self.written / elapsed if elapsed > 0 else 0.0,
-            "elapsed_s": elapsed, "per_class": {str(k): v for k, v in sorted(self.per_class.items())},
+            "elapsed_s": elapsed, "per_class": {str(k): v for k, v in sorted((per_class or self.per_class).items())},
             "guards": {"nonfinite": stats["nonfinite"], "blank": stats["blank"],
                        "resampled": stats["resampled"], "failed": stats["failed"],
                        "dropped_clip": stats["dropped_clip"]},

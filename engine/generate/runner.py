@@ -119,6 +119,8 @@ def generate(plan, out: str, cfg: GenerateConfig, shard=(0, 1), overwrite: bool 
     stats = Counter()
     queue = deque(group_batches(todo, cfg.batch_size, cfg.group_batches))
 
+    flushes = [0]
+
     def tail_fn(item):
         batch, latents = item
         t0 = time.perf_counter()
@@ -144,6 +146,9 @@ def generate(plan, out: str, cfg: GenerateConfig, shard=(0, 1), overwrite: bool 
                 "recipe": recipes.index(r.recipe),
                 "prompt": _prompt_bytes(r.prompt)})
             written.append((r, arr[k]))
+        flushes[0] += 1
+        if cfg.flush_every > 0 and flushes[0] % cfg.flush_every == 0:
+            writer.flush()                                            # journal commit
         t3 = time.perf_counter()
         return {"blank": [batch.rows[k] for k in sorted(blank)], "attempt": batch.attempt,
                 "written": written, "dropped": sum(dropped),
@@ -219,9 +224,16 @@ def generate(plan, out: str, cfg: GenerateConfig, shard=(0, 1), overwrite: bool 
     tail.close()
 
     # 6. finalize
-    missing = len(rows) - len(writer.appended_ids)
-    writer.close(shrink=missing > 0)
-    summary = log.finish(stats, sampler, status="done", clip=clip, out=out)
+    have = writer.appended_ids
+    per_class = Counter(r.label for r in rows if index[r.sample_id] in have)
+    if not have:
+        writer.abort()
+        log.finish(stats, sampler, status="nothing_written", clip=clip, out=out)
+        raise GenerateError(f"no image passed the guards ({stats['failed']} rows failed after "
+                            f"{cfg.max_resample} re-samples, {stats['dropped_clip']} CLIP-dropped);"
+                            f" see {run_dir}/dropped.json")
+    writer.close(shrink=len(have) < len(rows))
+    summary = log.finish(stats, sampler, status="done", clip=clip, out=out, per_class=per_class)
     return summary
 
 

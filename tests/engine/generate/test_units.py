@@ -1,0 +1,108 @@
+"""Batch grouping, per-row noise, embedding cache, attention registry, shard/env parsing."""
+import pytest
+import torch
+
+from engine.generate import attention
+from engine.generate.batching import batch_key, batch_noise, group_batches, resample_seed
+from engine.generate.config import GenerateConfig, parse_shard, run_dir_for, shard_path
+from engine.generate.embeddings import EmbeddingCache
+from tests.engine.generate.helpers import make_plan
+
+
+def test_group_batches_only_mixes_equal_keys():
+    a = make_plan(per_class=3, steps=4).rows
+    b = make_plan(per_class=2, steps=6, guidance=2.0).rows
+    c = make_plan(per_class=1, size=32, sampler="pndm").rows
+    rows = [r for trip in zip(a, b + c * 4) for r in trip]            # interleaved kinds
+    batches = group_batches(rows, batch_size=4)
+    assert sorted(r.sample_id for bt in batches for r in bt.rows) == sorted(r.sample_id for r in rows)
+    for bt in batches:
+        assert len(bt.rows) <= 4
+        assert {batch_key(r) for r in bt.rows} == {bt.key}
+    # grouping gives full batches: at most one partial batch per key
+    per_key = {}
+    for bt in batches:
+        per_key.setdefault(bt.key, []).append(len(bt.rows))
+    for sizes in per_key.values():
+        assert sum(1 for s in sizes if s < 4) <= 1
+    # without grouping, order is kept and a batch closes when the key changes
+    ungrouped = group_batches(rows, batch_size=4, group=False)
+    assert [r.sample_id for bt in ungrouped for r in bt.rows] == [r.sample_id for r in rows]
+    assert len(ungrouped) > len(batches)
+    with pytest.raises(ValueError, match="batch_size"):
+        group_batches(rows, 0)
+
+
+def test_noise_depends_only_on_the_row_seed():
+    seeds = [11, 22, 33, 44]
+    full = batch_noise(seeds, (4, 8, 8))
+    part = batch_noise(seeds[2:], (4, 8, 8))
+    assert torch.equal(full[2:], part)
+    assert not torch.equal(full[0], full[1])
+    assert resample_seed(5, 0) == 5 and resample_seed(5, 1) != resample_seed(5, 2) != 5
+
+
+class _CountingEncoder(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.calls, self.rows = 0, 0
+        self.emb = torch.nn.Embedding(49408, 4)
+
+    def forward(self, ids):
+        self.calls += 1
+        self.rows += ids.shape[0]
+        return (self.emb(ids),)
+
+
+def test_embedding_cache_hits_and_equal_values():
+    from engine.generate.tokenizer import offline_clip_tokenizer
+
+    tok, enc = offline_clip_tokenizer(), _CountingEncoder()
+    cache = EmbeddingCache(tok, enc, "cpu", torch.float32)
+    a = cache.get(["tench", "tench", "goldfish", ""])
+    assert (enc.rows, cache.misses, cache.hits) == (3, 3, 1)
+    b = cache.get(["goldfish", "tench", "", "shark"])
+    assert (enc.rows, cache.misses, cache.hits) == (4, 4, 4)
+    assert torch.equal(a[2], b[0]) and torch.equal(a[0], b[1])
+    off = EmbeddingCache(tok, enc, "cpu", torch.float32, enabled=False)
+    c = off.get(["goldfish", "tench", "", "shark"])
+    assert torch.equal(b, c) and enc.rows == 8
+    small = EmbeddingCache(tok, enc, "cpu", torch.float32, max_entries=2)
+    small.get(["a", "b", "c"])
+    assert small.stats()["entries"] == 2
+
+
+def test_tokenizer_matches_open_clip():
+    import open_clip
+
+    from engine.generate.tokenizer import offline_clip_tokenizer
+
+    tok, ref = offline_clip_tokenizer(), open_clip.get_tokenizer("ViT-L-14")
+    for text in ["tench, Tinca tinca", "a photo of a Shih-Tzu, inside a kitchen!", ""]:
+        ours = tok(text, padding="max_length", max_length=77, truncation=True).input_ids
+        theirs = ref([text])[0].tolist()
+        end = theirs.index(49407) + 1                 # open_clip pads with 0, SD-1.x with EOT
+        assert ours[:end] == theirs[:end] and len(ours) == 77
+
+
+def test_attention_registry_preconditions():
+    assert attention.choose("auto", "cpu").name == "sdpa"
+    with pytest.raises(ValueError, match="CUDA"):
+        attention.choose("xformers", "cpu")
+    with pytest.raises(ValueError, match="unknown attention backend"):
+        attention.choose("flash9", "cpu")
+
+
+def test_shard_parsing_and_paths():
+    assert parse_shard("1/4", env={}) == (1, 4)
+    assert parse_shard(None, env={"RANK": "2", "WORLD_SIZE": "3"}) == (2, 3)
+    assert parse_shard(None, env={"SLURM_PROCID": "1", "SLURM_NTASKS": "2"}) == (1, 2)
+    assert parse_shard(None, env={}) == (0, 1)
+    for bad in ("4/4", "x", "1/0"):
+        with pytest.raises(ValueError):
+            parse_shard(bad, env={})
+    assert shard_path("a/clone.beton", 1, 4) == "a/clone.shard1of4.beton"
+    assert shard_path("clone.beton", 0, 1) == "clone.beton"
+    assert run_dir_for("a/clone.beton") == "a/clone.run"
+    with pytest.raises(ValueError, match="batch_size"):
+        GenerateConfig(batch_size=0)
