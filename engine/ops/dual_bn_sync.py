@@ -3,8 +3,8 @@ across the processes of a DDP group (like ``nn.SyncBatchNorm``, once per domain)
 
 In training with an initialized process group of more than one process, each domain's
 per-channel sum, sum of squares and count are packed into one (6, C) tensor and summed with a
-differentiable all-reduce (``torch.distributed.nn.functional.all_reduce``), so the backward pass
-all-reduces the gradient sums as SyncBatchNorm does.  A rank whose batch has no sample of a
+differentiable all-reduce (``AllReduceSum``), so the backward pass all-reduces the gradient sums
+as SyncBatchNorm does.  A rank whose batch has no sample of a
 domain still takes part.  Otherwise (one process, eval) it is a ``DualBatchNorm2d``.
 """
 from __future__ import annotations
@@ -15,11 +15,24 @@ import torch.distributed as dist
 from engine.ops.dual_bn_module import DualBatchNorm2d
 
 
+class AllReduceSum(torch.autograd.Function):
+    """Sum over the group; the gradient of a sum of per-rank losses is the summed gradient."""
+
+    @staticmethod
+    def forward(ctx, tensor, group):
+        ctx.group = group
+        out = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out, op=dist.ReduceOp.SUM, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return AllReduceSum.apply(grad, ctx.group), None
+
+
 def sync_dual_bn(x, num_real, weight, bias, running_mean, running_var, momentum, eps,
                  residual=None, relu=False, process_group=None):
     """Training-mode dual batch norm with statistics over all ranks (same arguments as dual_bn_ref)."""
-    from torch.distributed.nn.functional import all_reduce
-
     n, c = x.shape[:2]
     hw = x.shape[2] * x.shape[3]
     k = int(num_real)
@@ -29,11 +42,11 @@ def sync_dual_bn(x, num_real, weight, bias, running_mean, running_var, momentum,
         part = xf[lo:hi]
         packed += [part.sum((0, 2, 3)), (part * part).sum((0, 2, 3)),
                    torch.full((c,), float((hi - lo) * hw), device=x.device)]
-    totals = all_reduce(torch.stack(packed), group=process_group or dist.group.WORLD)  # (6, C)
+    totals = AllReduceSum.apply(torch.stack(packed), process_group or dist.group.WORLD)  # (6, C)
     parts = []
     for d, (lo, hi) in enumerate(((0, k), (k, n))):
         s, ss, cnt = totals[3 * d], totals[3 * d + 1], totals[3 * d + 2]
-        count = float(cnt[0])
+        count = float(cnt[0].detach())
         if count == 0:
             continue
         mean = s / count
