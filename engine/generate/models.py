@@ -146,9 +146,9 @@ def load_model(spec: str, config: str | None = None, safety_checker: bool = Fals
     try:
         if kind == "file":
             pipe = StableDiffusionPipeline.from_single_file(
-                spec, config=config, torch_dtype=torch.float32, **extra)
+                spec, config=config, dtype=torch.float32, **extra)
         else:
-            pipe = StableDiffusionPipeline.from_pretrained(spec, torch_dtype=torch.float32, **extra)
+            pipe = StableDiffusionPipeline.from_pretrained(spec, dtype=torch.float32, **extra)
     except (OSError, ValueError, EnvironmentError) as exc:
         hint = (" (no model hub access here: HF_HUB_OFFLINE is set or the network is down; "
                 "download the model elsewhere and pass its local folder)"

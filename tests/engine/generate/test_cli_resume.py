@@ -1,0 +1,93 @@
+"""The CLI: a SIGKILL in the middle of generation, then the same command resumes; bad input."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from engine.plan import write_plan
+from tests.engine.generate.helpers import make_plan, read_all
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def _cmd(plan_path, out, *extra):
+    return [sys.executable, "-m", "engine.cli", "generate", plan_path, "--out", out,
+            "--model", "tiny", "--batch-size", "2", "--no-progress", "--no-durable",
+            "--writer-workers", "1", *extra]
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def _committed(out):
+    from loaders.beton import format as fmt
+    from loaders.beton.journal import read_journal
+
+    try:
+        header, _, _ = read_journal(out + ".journal")
+        mdtype = fmt.metadata_type([fmt.field_from_spec(s) for _, s in header["fields"]])
+        _, commits, _ = read_journal(out + ".journal", mdtype)
+    except (OSError, ValueError):
+        return 0
+    return sum(len(c[1]) for c in commits)
+
+
+def test_kill_in_the_middle_then_resume(tmp_path):
+    plan = make_plan(per_class=10, steps=20, size=64)               # 30 rows, 15 batches
+    plan_path, out = str(tmp_path / "plan.jsonl"), str(tmp_path / "clone.beton")
+    write_plan(plan, plan_path)
+    proc = subprocess.Popen(_cmd(plan_path, out), cwd=ROOT, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and _committed(out) < 4:
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = _committed(out)
+    assert 4 <= done < 30 and not os.path.exists(out)
+
+    res = subprocess.run(_cmd(plan_path, out), cwd=ROOT, env=_env(), capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"({done} resumed)" in res.stdout
+    stored = read_all(out)
+    assert sorted(stored) == list(range(30))
+    assert all(stored[r.sample_id][0] == r.label for r in plan.rows)
+
+    # resuming with another plan is refused before any work
+    other = make_plan(per_class=10, steps=8, size=64, seed=3)
+    other_path = str(tmp_path / "other.jsonl")
+    write_plan(other, other_path)
+    res = subprocess.run(_cmd(other_path, out), cwd=ROOT, env=_env(), capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 2 and "exists" in res.stderr
+
+
+@pytest.mark.parametrize("model,needle", [
+    ("/nonexistent/model", "does not exist"),
+    ("no-such-org/no-such-model", "no model hub access"),
+])
+def test_bad_model_is_a_clear_error_before_any_output(tmp_path, model, needle):
+    from engine.generate.cli import main
+
+    plan_path, out = str(tmp_path / "plan.jsonl"), str(tmp_path / "clone.beton")
+    write_plan(make_plan(per_class=1), plan_path)
+    assert main([plan_path, "--out", out, "--model", model, "--no-progress"]) == 2
+    assert sorted(os.listdir(tmp_path)) == ["plan.jsonl"]
+
+
+def test_cli_error_messages(tmp_path, capsys):
+    from engine.generate.cli import main
+
+    plan_path = str(tmp_path / "plan.jsonl")
+    write_plan(make_plan(per_class=1), plan_path)
+    assert main([plan_path, "--out", str(tmp_path / "x.beton"), "--shard", "3/2"]) == 2
+    assert "0 <= i < n" in capsys.readouterr().err
+    assert main([plan_path, "--out", str(tmp_path / "x.beton"), "--dtype", "fp16",
+                 "--device", "cpu"]) == 2
+    assert "needs CUDA" in capsys.readouterr().err
