@@ -11,6 +11,8 @@ Importing this package registers every recipe (cheaply: no network, no model loa
 ========================  ==========================================================  =========
 """
 from engine.prompts import complex, diversify, fakeit, templates  # noqa: F401  (registration)
-from engine.prompts.base import Recipe, RecipeError, get_recipe, recipe_names, register
+from engine.prompts.base import (Recipe, RecipeError, accepted_options, build_recipe, get_recipe,
+                                 recipe_names, register)
 
-__all__ = ["Recipe", "RecipeError", "get_recipe", "recipe_names", "register"]
+__all__ = ["Recipe", "RecipeError", "accepted_options", "build_recipe", "get_recipe",
+           "recipe_names", "register"]

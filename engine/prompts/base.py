@@ -71,3 +71,31 @@ def get_recipe(name: str, **options) -> Recipe:
         hint = f"; did you mean: {', '.join(close)}?" if close else ""
         raise ValueError(f"unknown recipe {name!r}{hint} (known: {', '.join(recipe_names())})")
     return _REGISTRY[name](**options)
+
+
+def accepted_options(name: str) -> set[str]:
+    """The option names recipe ``name`` takes (its constructor's keyword parameters)."""
+    import inspect
+
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        get_recipe(name)  # raises the helpful unknown-recipe error
+    init = getattr(factory, "__init__", None)
+    if init is None or init is object.__init__:
+        return set()
+    return {p for p in inspect.signature(init).parameters if p != "self"}
+
+
+def build_recipe(name: str, options: dict, strict: bool = True) -> Recipe:
+    """Build recipe ``name`` from a pool of CLI options (``None`` means "not given").
+
+    Given options the recipe does not take are an error when ``strict`` (``--template`` with
+    ``--recipe c_hc``), else ignored (one option pool shared by several recipes).
+    """
+    given = {k: v for k, v in options.items() if v is not None}
+    accepted = accepted_options(name)
+    unused = sorted(set(given) - accepted)
+    if unused and strict:
+        raise RecipeError(f"recipe {name!r} takes no option {', '.join(unused)} (it takes: "
+                          f"{', '.join(sorted(accepted)) or 'none'})")
+    return get_recipe(name, **{k: v for k, v in given.items() if k in accepted})

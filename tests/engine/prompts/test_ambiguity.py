@@ -149,3 +149,31 @@ def test_open_clip_scorer_errors(tiny_clip, tmp_path):
         OpenClipScorer.load("synthclone-tiny-clip", checkpoint=str(tmp_path / "nope.pt"))
     with pytest.raises(AmbiguityError, match="checkpoint file"):
         OpenClipScorer.load("synthclone-tiny-clip", pretrained="laion2b_s34b_b79k")
+
+
+def test_meanings_cli_writes_the_json_the_recipes_read(tiny_clip, tmp_path, crane_bird):
+    from engine.prompts.cli import meanings_main
+
+    _, _, ckpt = tiny_clip
+    root = tmp_path / "train"
+    _write_images(root / crane_bird.wnid, (250, 10, 10), count=2)
+    out = tmp_path / "meanings.json"
+    argv = ["--classes", crane_bird.wnid, "--images", str(root), "--out", str(out),
+            "--clip-model", "synthclone-tiny-clip", "--clip-checkpoint", ckpt, "--k", "3"]
+    assert meanings_main(argv) == 0
+    meanings = load_meanings(str(out))
+    assert list(meanings) == [crane_bird.wnid]
+    assert meanings[crane_bird.wnid] in candidate_meanings(crane_bird, k=3)
+    assert meanings_main(argv) == 2                        # refuses to overwrite
+    assert get_recipe("disambiguated", meanings=str(out)).prompts(crane_bird, 1, 0)[0].startswith("crane, ")
+
+
+def test_recipes_cli_lists_every_recipe(capsys):
+    from engine.prompts import recipe_names
+    from engine.prompts.cli import recipes_main
+
+    assert recipes_main([]) == 0
+    text = capsys.readouterr().out
+    for name in recipe_names():
+        assert f"\n{name} " in "\n" + text
+    assert "c, h_c inside b" in text and "backgrounds" in text

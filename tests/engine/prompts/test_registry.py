@@ -56,3 +56,18 @@ def test_unknown_recipe_suggests_close_names():
 
 def test_recipe_names_are_sorted():
     assert recipe_names() == sorted(recipe_names()) == ALL
+
+
+def test_build_recipe_from_a_shared_option_pool(places365_file, papillon):
+    from engine.prompts import RecipeError, accepted_options, build_recipe
+
+    pool = {"backgrounds": places365_file, "template": None, "llm_url": None}
+    assert accepted_options("c_hc_inside_b") == {"backgrounds", "backgrounds_url"}
+    assert accepted_options("c") == set()
+    r = build_recipe("c_hc_inside_b", pool)
+    assert r.config()["backgrounds"]["source"] == places365_file
+    assert build_recipe("c", pool, strict=False).prompts(papillon, 1, 0) == ["papillon"]
+    with pytest.raises(RecipeError, match="takes no option backgrounds"):
+        build_recipe("c", pool)
+    with pytest.raises(ValueError, match="unknown recipe"):
+        accepted_options("nope")
