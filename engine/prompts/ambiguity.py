@@ -102,7 +102,7 @@ def resolve(images, candidates: Sequence[str], scorer: Scorer) -> Resolution:
 
 
 def class_image_paths(root: str, cls: ClassInfo, limit: int) -> list[str]:
-    """Up to ``limit`` image files of the class in an ImageFolder tree (``root/<wnid or name>/``)."""
+    """Up to ``limit`` image files of the class in an ImageFolder tree: ``root/<wnid or name>/``."""
     for folder in (cls.wnid, cls.name):
         if folder and os.path.isdir(os.path.join(root, folder)):
             d = os.path.join(root, folder)

@@ -8,7 +8,8 @@ generate a variety of prompts, namely from 200 to 1300 different prompts per cla
 
 The script itself did not survive in our copy of the supplement (only its ``import numpy as np``),
 so this recipe reproduces its stated properties: every category name (lemma) of the class, each
-combined with every class-agnostic modifier combination of :mod:`engine.prompts.data.complex_modifiers`
+combined with every class-agnostic modifier combination of
+:mod:`engine.prompts.data.complex_modifiers`
 (200 per name: framing x detail x quality, e.g. ``a photo of an African elephant, highly detailed,
 8k``).  The class's space of ``200 * len(lemmas)`` prompts is drawn without replacement in a
 seeded order, so the 1300 images per class of an ImageNet-sized clone get

@@ -95,7 +95,7 @@ class ContextualDiversification(_Contextual):
 
 @register("sd")
 class StyleDiversification(_Contextual):
-    """``a <style> of <foreground>, ...``: CD with "photograph" replaced by one of 60 styles (§3.2).
+    """``a <style> of <foreground>, ...``: CD, "photograph" replaced by one of 60 styles (§3.2).
 
     Image ``i`` takes description ``i % D`` and style ``order[(i % D + i // D) % 60]`` (``order`` a
     seeded permutation of the styles), so each pass over the descriptions shifts the styles and
@@ -120,7 +120,7 @@ class StyleDiversification(_Contextual):
 
 @register("disambiguated")
 class Disambiguated(Recipe):
-    """``c, P_c``: class name and its resolved meaning (§3.1, e.g. ``crane, a large long-legged bird``)."""
+    """``c, P_c``: class name and resolved meaning (§3.1: ``crane, a large long-legged bird``)."""
 
     name = "disambiguated"
     paper = PAPER + " §3.1 (label ambiguity resolution)"
@@ -128,8 +128,9 @@ class Disambiguated(Recipe):
 
     def __init__(self, meanings: str | None = None):
         if not meanings:
-            raise RecipeError("recipe 'disambiguated' needs meanings=FILE, the JSON wnid -> meaning "
-                              "written by label-ambiguity resolution (CLI: --meanings FILE)")
+            raise RecipeError("recipe 'disambiguated' needs meanings=FILE, the JSON wnid -> "
+                              "meaning written by label-ambiguity resolution "
+                              "(synthclone meanings; CLI: --meanings FILE)")
         self.meanings_file = meanings
         """JSON file wnid (or name, for free-form classes) -> meaning."""
         self.meanings = load_meanings(meanings)

@@ -99,7 +99,8 @@ class MultipleDifferent(_SinglePrompt):
 
 @register("c_hc_inside_b")
 class InsideBackground(Recipe):
-    """``p_c = "c, h_c inside b"`` over every Places365 scene b (§4.3 "Diversifying the background").
+    """``p_c = "c, h_c inside b"`` over every Places365 scene b (§4.3, "Diversifying the
+    background").
 
     "We generate images for every possible combination of a class c and a scene b" -- for ``n``
     images of a class, image ``j`` uses scene ``order[j % B]``, where ``order`` is a permutation of

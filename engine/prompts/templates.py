@@ -46,16 +46,18 @@ def clip_class_name(cls: ClassInfo) -> str:
 
 
 def check_template(template: str) -> str:
-    """A user template must contain ``{c}`` and no other ``{field}`` (use ``{{``/``}}`` for braces)."""
+    """A user template needs ``{c}`` and no other ``{field}`` (``{{``/``}}`` for braces)."""
     try:
         fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
     except ValueError as exc:
-        raise RecipeError(f"bad template {template!r}: {exc} (write literal braces as {{{{ }}}})") from exc
+        raise RecipeError(f"bad template {template!r}: {exc} "
+                          "(write literal braces as {{ and }})") from exc
     if fields != {"c"}:
         other = sorted(fields - {"c"})
         raise RecipeError(
             f"template {template!r} must contain the class placeholder {{c}}"
-            + (f" and no other field (found {', '.join('{' + f + '}' for f in other)})" if other else "")
+            + (f" and no other field (found {', '.join('{' + f + '}' for f in other)})"
+               if other else "")
             + ", e.g. 'a photo of a {c} on the moon'")
     return template
 

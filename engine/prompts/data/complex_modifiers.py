@@ -1,4 +1,4 @@
-"""Modifiers of the S0 complex prompts (seed 000 A.5): class-agnostic words that mimic human prompts.
+"""Modifiers of the S0 complex prompts (seed 000 A.5): class-agnostic words mimicking human prompts.
 
 5 framings x 8 detail words x 5 quality words = 200 prompts per category name.
 """
