@@ -14,6 +14,8 @@ COMMANDS = {
     "pack": ("loaders.beton.cli", "pack_main", "pack a real image folder into a .beton"),
     "merge": ("loaders.beton.cli", "merge_main", "merge .beton shards into one file"),
     "inspect": ("loaders.beton.cli", "inspect_main", "summarise / verify a .beton"),
+    "recipes": ("engine.prompts.cli", "recipes_main", "list the prompt recipes of the papers"),
+    "meanings": ("engine.prompts.cli", "meanings_main", "resolve ambiguous class names (CLIP)"),
     "demo": ("engine.demo", "main", "the README's main job on the built-in default"),
 }
 
