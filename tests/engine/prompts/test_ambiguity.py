@@ -177,3 +177,9 @@ def test_recipes_cli_lists_every_recipe(capsys):
     for name in recipe_names():
         assert f"\n{name} " in "\n" + text
     assert "c, h_c inside b" in text and "backgrounds" in text
+
+
+def test_a_pretrained_tag_fails_fast_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(AmbiguityError, match="HF_HUB_OFFLINE=1.*checkpoint file"):
+        OpenClipScorer.load("ViT-B-32", pretrained="openai")
