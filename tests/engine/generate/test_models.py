@@ -1,0 +1,55 @@
+"""Model loading: built-ins are deterministic; a saved diffusers folder loads back; bad specs
+fail with clear errors; one small test of the torch.compile path."""
+import pytest
+import torch
+
+from engine.generate.models import ModelLoadError, check_model_spec, load_model
+
+
+def _unet_out(pipe):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 8, 8, generator=g)
+    emb = torch.randn(2, 77, pipe.unet.config.cross_attention_dim, generator=g)
+    with torch.no_grad():
+        return pipe.unet(x, 10, encoder_hidden_states=emb).sample
+
+
+def test_tiny_is_deterministic_and_loads_back_from_a_folder(tmp_path):
+    a, b = load_model("tiny"), load_model("tiny")
+    assert torch.equal(_unet_out(a), _unet_out(b))
+    a.save_pretrained(tmp_path / "tiny-sd")
+    c = load_model(str(tmp_path / "tiny-sd"))
+    assert torch.equal(_unet_out(a), _unet_out(c))
+    ids = c.tokenizer(["a photo of a tench"]).input_ids
+    assert ids == a.tokenizer(["a photo of a tench"]).input_ids
+    assert c.safety_checker is None
+
+
+def test_bad_specs(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        check_model_spec(str(tmp_path / "nope"))
+    with pytest.raises(ModelLoadError, match="model_index.json"):
+        check_model_spec(str(tmp_path))
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        check_model_spec(str(tmp_path / "model.safetensors"))
+    (tmp_path / "m.safetensors").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="model-config"):
+        check_model_spec(str(tmp_path / "m.safetensors"), config=str(tmp_path))
+    with pytest.raises(ModelLoadError, match="no model hub access"):
+        load_model("someone/some-model")
+    with pytest.raises(ModelLoadError, match="safety checker"):
+        load_model("tiny", safety_checker=True)
+
+
+def test_compiled_unet_matches_eager(tmp_path):
+    """The compile switch: one small check (inductor, ~1 min cold on CPU, cached after)."""
+    from engine.generate.config import GenerateConfig
+    from engine.generate.setup_model import prepare
+
+    eager = load_model("tiny")
+    ref = _unet_out(eager)
+    pipe = load_model("tiny")
+    applied = prepare(pipe, GenerateConfig(compile=True, channels_last=False), torch.device("cpu"),
+                      torch.float32)
+    assert applied["compile"] and type(pipe.unet).__name__ == "OptimizedModule"
+    torch.testing.assert_close(_unet_out(pipe), ref, rtol=1e-4, atol=1e-4)
