@@ -5,8 +5,9 @@
 // Per output value, in float32, in the same order as the torch reference
 // (engine/ops/postprocess.py::vae_to_uint8_ref):
 //   v = clamp(x / 2 + 0.5, 0, 1)              per input pixel
-//   a = (sum of v over the d x d window, row-major) / (d * d)
-//   out = nearbyint(a * 255)                  (round half to even, like torch.round)
+//   a = (sum over the window's rows of (sum of the row's d values)) / (d * d)
+//       (avg_pool2d sums row-major in one chain; the grouping may flip a rare .5 tie by one level)
+//   out = round_half_even(a * 255)            (like torch.round)
 //
 // Schema:  synthclone::vae_to_uint8(Tensor x, int downsample) -> Tensor
 // CPU impl here; the CUDA impl is in csrc/cuda/postprocess.cu (built when CUDA is usable).
@@ -19,8 +20,9 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 extern "C" {
 // `import engine._C` only needs a module object: the ops register themselves through
@@ -46,40 +48,77 @@ void check_vae_to_uint8_args(const at::Tensor& x, int64_t downsample) {
 
 namespace {
 
-template <typename scalar_t>
+// Round half to even for 0 <= v <= 255 without a libm call or an int conversion (both keep gcc
+// from vectorizing): adding 1.5 * 2^23 pushes the fraction out of the mantissa under the default
+// round-to-nearest-even mode, leaving round(v) in the low mantissa bits.  Same result as
+// std::nearbyint / torch.round.
+constexpr float kRoundMagic = 12582912.0f;
+inline uint8_t to_u8(float a) {
+  const float r = a * 255.0f + kRoundMagic;
+  uint32_t bits;
+  std::memcpy(&bits, &r, sizeof(bits));
+  return static_cast<uint8_t>(bits & 0xFFu);
+}
+
+inline float unit(float x) {  // [-1, 1] -> [0, 1], clamped
+  const float v = x / 2.0f + 0.5f;
+  return std::min(std::max(v, 0.0f), 1.0f);
+}
+
+// One output row (n, oh).  Per channel: the window's input rows are mapped to [0, 1] into a
+// float scratch row (contiguous, vectorizable), summed per window column group, and stored as
+// uint8 into a contiguous scratch row; then the channels are interleaved into the NHWC row.
+// D > 0 is a compile-time window, D == 0 uses d_runtime.
+template <typename scalar_t, int D>
+inline void row_kernel(const scalar_t* src_n, uint8_t* out_row, float* fbuf, float* acc,
+                       uint8_t* ubuf, int64_t C, int64_t H, int64_t W, int64_t oh,
+                       int64_t d_runtime) {
+  const int64_t d = D > 0 ? D : d_runtime;
+  const int64_t Wo = W / d;
+  const float inv_area = 1.0f / static_cast<float>(d * d);
+  for (int64_t c = 0; c < C; ++c) {
+    const scalar_t* top = src_n + c * H * W + oh * d * W;  // window top row in plane c
+    uint8_t* u = ubuf + c * Wo;
+    if (D == 1) {
+      for (int64_t w = 0; w < W; ++w) fbuf[w] = unit(static_cast<float>(top[w]));
+      for (int64_t w = 0; w < W; ++w) u[w] = to_u8(fbuf[w]);  // two simple loops vectorize
+      continue;
+    }
+    for (int64_t ow = 0; ow < Wo; ++ow) acc[ow] = 0.0f;
+    for (int64_t i = 0; i < d; ++i) {
+      const scalar_t* in = top + i * W;
+      for (int64_t w = 0; w < W; ++w) fbuf[w] = unit(static_cast<float>(in[w]));
+      for (int64_t ow = 0; ow < Wo; ++ow) {
+        float s = 0.0f;  // window row i, left to right
+        for (int64_t j = 0; j < d; ++j) s += fbuf[ow * d + j];
+        acc[ow] += s;
+      }
+    }
+    for (int64_t ow = 0; ow < Wo; ++ow) u[ow] = to_u8(acc[ow] * inv_area);  // exact for d = 2, 4
+  }
+  if (C == 3) {
+    for (int64_t ow = 0; ow < Wo; ++ow) {
+      out_row[3 * ow] = ubuf[ow];
+      out_row[3 * ow + 1] = ubuf[Wo + ow];
+      out_row[3 * ow + 2] = ubuf[2 * Wo + ow];
+    }
+  } else {
+    for (int64_t ow = 0; ow < Wo; ++ow)
+      for (int64_t c = 0; c < C; ++c) out_row[ow * C + c] = ubuf[c * Wo + ow];
+  }
+}
+
+template <typename scalar_t, int D>
 void vae_to_uint8_kernel(const scalar_t* src, uint8_t* dst, int64_t N, int64_t C, int64_t H,
                          int64_t W, int64_t d) {
   const int64_t Ho = H / d, Wo = W / d;
-  const int64_t plane = H * W;
-  const float inv_area = 1.0f / static_cast<float>(d * d);
   at::parallel_for(0, N * Ho, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> fbuf(static_cast<size_t>(W)), acc(static_cast<size_t>(Wo));
+    std::vector<uint8_t> ubuf(static_cast<size_t>(C * Wo));
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / Ho, oh = row % Ho;
-      uint8_t* out_row = dst + row * Wo * C;  // (Wo, C) slice of the NHWC output
-      for (int64_t c = 0; c < C; ++c) {
-        const scalar_t* in_plane = src + (n * C + c) * plane + oh * d * W;  // window top row
-        if (d == 1) {
-          for (int64_t ow = 0; ow < Wo; ++ow) {
-            float v = static_cast<float>(in_plane[ow]) / 2.0f + 0.5f;
-            v = std::min(std::max(v, 0.0f), 1.0f);
-            out_row[ow * C + c] = static_cast<uint8_t>(std::nearbyint(v * 255.0f));
-          }
-          continue;
-        }
-        for (int64_t ow = 0; ow < Wo; ++ow) {
-          float sum = 0.0f;
-          for (int64_t i = 0; i < d; ++i) {
-            const scalar_t* p = in_plane + i * W + ow * d;
-            for (int64_t j = 0; j < d; ++j) {
-              float v = static_cast<float>(p[j]) / 2.0f + 0.5f;
-              sum += std::min(std::max(v, 0.0f), 1.0f);
-            }
-          }
-          // avg_pool2d divides by the window size; for d = 2, 4 the reciprocal is exact.
-          const float a = sum * inv_area;
-          out_row[ow * C + c] = static_cast<uint8_t>(std::nearbyint(a * 255.0f));
-        }
-      }
+      row_kernel<scalar_t, D>(src + n * C * H * W, dst + row * Wo * C, fbuf.data(), acc.data(),
+                              ubuf.data(), C, H, W, oh, d);
     }
   });
 }
@@ -94,8 +133,14 @@ at::Tensor vae_to_uint8_cpu(const at::Tensor& x, int64_t downsample) {
   at::Tensor out = at::empty({N, H / downsample, W / downsample, C}, xc.options().dtype(at::kByte));
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, xc.scalar_type(), "vae_to_uint8_cpu", [&] {
-    vae_to_uint8_kernel<scalar_t>(xc.const_data_ptr<scalar_t>(), out.mutable_data_ptr<uint8_t>(),
-                                  N, C, H, W, downsample);
+    const scalar_t* src = xc.const_data_ptr<scalar_t>();
+    uint8_t* dst = out.mutable_data_ptr<uint8_t>();
+    switch (downsample) {
+      case 1: vae_to_uint8_kernel<scalar_t, 1>(src, dst, N, C, H, W, 1); break;
+      case 2: vae_to_uint8_kernel<scalar_t, 2>(src, dst, N, C, H, W, 2); break;
+      case 4: vae_to_uint8_kernel<scalar_t, 4>(src, dst, N, C, H, W, 4); break;
+      default: vae_to_uint8_kernel<scalar_t, 0>(src, dst, N, C, H, W, downsample);
+    }
   });
   return out;
 }
