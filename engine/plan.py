@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import os
 
@@ -210,18 +209,19 @@ def _images_per_class(cfg: PlanConfig, cs: ClassSet) -> list[int]:
     return [max(1, round(b * cfg.counts_multiplier)) for b in base]
 
 
-def make_recipe(name: str, options: dict):
-    """Build a recipe, passing only the options its constructor accepts."""
-    from engine import prompts  # noqa: F401 - registers every recipe
+def make_recipes(names, options: dict) -> dict:
+    """Build the named recipes from one pool of options; each takes the options it accepts.
+
+    An option that none of the recipes accepts is an error (``--template`` with ``c_hc``).
+    """
     from engine.prompts import base
 
-    if name not in base._REGISTRY:
-        return base.get_recipe(name)  # raises ValueError naming close matches
-    factory = base._REGISTRY[name]
-    params = inspect.signature(factory).parameters
-    takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    return base.get_recipe(name, **{k: v for k, v in options.items()
-                                    if v is not None and (takes_all or k in params)})
+    given = {k for k, v in options.items() if v is not None}
+    used = set().union(*(base.accepted_options(n) for n in names)) if names else set()
+    if given - used:
+        raise base.RecipeError(f"option(s) {', '.join(sorted(given - used))} not taken by any "
+                               f"of the recipes {', '.join(names)}")
+    return {n: base.build_recipe(n, options, strict=False) for n in names}
 
 
 def _config_dict(cfg: PlanConfig, recipes: dict) -> dict:
@@ -233,7 +233,7 @@ def _config_dict(cfg: PlanConfig, recipes: dict) -> dict:
 def build_plan(cfg: PlanConfig, class_set: ClassSet | None = None, progress: bool = False) -> Plan:
     """Build the plan for ``cfg`` (class_set overrides ``cfg.classes`` if given)."""
     cs = class_set or get_class_set(cfg.classes, compact=cfg.compact_labels)
-    recipes = {name: make_recipe(name, cfg.recipe_options) for name in sorted(cfg.recipes)}
+    recipes = make_recipes(sorted(cfg.recipes), cfg.recipe_options)
     for cls in cs:
         for r in recipes.values():
             r.check(cls)

@@ -7,6 +7,7 @@ import sys
 from engine.catalog import ClassLookupError
 from engine.config import resolve
 from engine.plan import PlanConfig, build_plan, write_plan
+from engine.prompts.llm import LLMError
 
 
 def _recipe_arg(text: str) -> tuple[str, float]:
@@ -90,7 +91,7 @@ def main(argv=None) -> int:
     except ClassLookupError as exc:
         print(f"synthclone plan: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, LLMError) as exc:
         print(f"synthclone plan: {exc}", file=sys.stderr)
         return 2
     summarize(plan, args.examples)
