@@ -47,6 +47,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--template", help="prompt template containing {c}")
     g.add_argument("--llm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--llm-model", help="model name on the LLM server")
+    g.add_argument("--llm-retries", type=int, help="further attempts per LLM request (default 4)")
+    g.add_argument("--llm-timeout", type=float, dest="llm_timeout_s",
+                   help="seconds per LLM request (default 120)")
+    g.add_argument("--per-class", type=int, help="distinct cd/sd descriptions per class (600)")
     g.add_argument("--meanings", help="JSON wnid -> meaning from label-ambiguity resolution")
     p.add_argument("--out", required=True, help="plan file to write (.jsonl)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing plan file")
@@ -81,8 +85,9 @@ def main(argv=None) -> int:
         "guidance", "steps", "height", "width", "sampler", "negative_prompt", "seed")}
     if args.recipe:
         overrides["recipes"] = dict(args.recipe)
-    options = {k: getattr(args, k) for k in ("backgrounds", "template", "llm_url", "llm_model",
-                                             "meanings") if getattr(args, k) is not None}
+    options = {k: getattr(args, k) for k in (
+        "backgrounds", "template", "llm_url", "llm_model", "llm_retries", "llm_timeout_s",
+        "per_class", "meanings") if getattr(args, k) is not None}
     try:
         cfg = resolve(PlanConfig, args.config, overrides)
         cfg.recipe_options = {**cfg.recipe_options, **options}

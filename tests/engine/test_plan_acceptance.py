@@ -44,7 +44,7 @@ def test_unreachable_llm_leaves_no_plan(tmp_path, capsys):
         port = s.getsockname()[1]
     out = tmp_path / "p.jsonl"
     rc = main(["plan", "--classes", "tench", "--recipe", "cd", "--images-per-class", "2",
-               "--llm-url", f"http://127.0.0.1:{port}/v1", "--llm-model", "m",
+               "--llm-url", f"http://127.0.0.1:{port}/v1", "--llm-model", "m", "--llm-retries", "1",
                "--out", str(out)])
     assert rc == 2
     assert f"127.0.0.1:{port}" in capsys.readouterr().err
