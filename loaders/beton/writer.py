@@ -425,6 +425,8 @@ class BetonWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if self._closed:
+            return
         if exc_type is None:
             self.close()
         else:

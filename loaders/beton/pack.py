@@ -1,0 +1,213 @@
+"""Pack real images (an ImageFolder of wnid folders, or a ``path,label`` list) into a .beton.
+
+Labels live in the ImageNet-1K label space (``engine.catalog``: wnid -> timm index), so real and
+synthetic sets share one space; ``compact_labels`` renumbers the classes found 0..k-1 instead.
+Images are read and decoded on a thread pool; the writer's own pool resizes/encodes. A JPEG
+that is already RGB and no larger than ``max_resolution`` is stored verbatim (no re-encode)
+when ``write_mode="jpg"`` and ``passthrough`` is on.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import io
+import os
+
+import cv2
+import numpy as np
+import PIL.Image
+from ffcv.fields import IntField, RGBImageField
+
+from loaders.beton.format import DEFAULT_PAGE_SIZE, EncodedImage
+from loaders.beton.writer import BetonWriter
+
+__all__ = ["PackConfig", "PackResult", "pack", "list_items", "IMAGE_EXTENSIONS"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+"""File endings (case-insensitive) taken as images when scanning a folder."""
+_JPEG_SOI = b"\xff\xd8"
+
+
+@dataclasses.dataclass
+class PackConfig:
+    """What to pack and how."""
+
+    source: str
+    """An ImageFolder root (one sub-folder per class, named by wnid) or a list file whose
+    lines are ``path,label`` (label: ImageNet index or wnid; relative paths are relative to
+    the list file)."""
+    out: str
+    """Output .beton path."""
+    max_resolution: int | None = 256
+    """Longest side after resizing (FFCV's ``max_resolution``); None keeps the size."""
+    write_mode: str = "jpg"
+    """FFCV ``RGBImageField`` write mode: jpg, raw, smart or proportion."""
+    jpeg_quality: int = 90
+    """JPEG quality for re-encoded images."""
+    num_workers: int = 2
+    """Threads reading/decoding images, and threads encoding in the writer."""
+    on_error: str = "fail"
+    """``fail``: stop at the first unreadable image; ``skip``: leave it out, count and list it."""
+    passthrough: bool = True
+    """Store fitting RGB JPEGs verbatim instead of decoding and re-encoding them."""
+    compact_labels: bool = False
+    """Labels 0..k-1 in sorted class order instead of ImageNet-1K indices."""
+    page_size: int = DEFAULT_PAGE_SIZE
+    """.beton page size (power of two, >= 2 MiB)."""
+    overwrite: bool = False
+    """Replace an existing output (and any partial of it)."""
+    progress: bool = False
+    """Show a tqdm progress bar."""
+
+    def __post_init__(self):
+        if self.on_error not in ("fail", "skip"):
+            raise ValueError(f"on_error={self.on_error!r}: use 'fail' or 'skip'")
+        if self.write_mode not in ("jpg", "raw", "smart", "proportion"):
+            raise ValueError(f"write_mode={self.write_mode!r}: use jpg, raw, smart or proportion")
+        if self.max_resolution is not None and self.max_resolution < 1:
+            raise ValueError(f"max_resolution={self.max_resolution}: must be >= 1 or None")
+        if self.num_workers < 1:
+            raise ValueError(f"num_workers={self.num_workers}: must be >= 1")
+
+
+@dataclasses.dataclass
+class PackResult:
+    """What ``pack`` did."""
+
+    num_written: int
+    """Samples in the output file."""
+    skipped: list
+    """``(path, reason)`` of every image left out (``on_error="skip"``)."""
+    passthrough: int
+    """Images stored verbatim (no re-encode)."""
+    classes: dict
+    """label -> number of samples written."""
+
+
+class PackError(ValueError):
+    """An input image or list line that cannot be packed (message names the file)."""
+
+
+def _imagenet_index() -> dict:
+    from engine.catalog.classes import _wnid_to_index  # the one engine import loaders may do
+
+    return _wnid_to_index()
+
+
+def list_items(source: str, compact_labels: bool = False) -> list[tuple[str, int]]:
+    """``[(image path, label)]`` from a folder (sorted classes, sorted files) or a list file."""
+    if os.path.isdir(source):
+        classes = sorted(d for d in os.listdir(source) if os.path.isdir(os.path.join(source, d)))
+        if not classes:
+            raise PackError(f"{source}: no class sub-folders (expected ImageFolder layout "
+                            "root/<wnid>/<image>)")
+        if compact_labels:
+            labels = {c: i for i, c in enumerate(classes)}
+        else:
+            index = _imagenet_index()
+            unknown = [c for c in classes if c not in index]
+            if unknown:
+                raise PackError(f"{source}: folder names {unknown[:5]} are not ImageNet-1K wnids;"
+                                " rename them or pass --compact-labels")
+            labels = {c: index[c] for c in classes}
+        items = []
+        for c in classes:
+            d = os.path.join(source, c)
+            files = sorted(f for f in os.listdir(d) if f.lower().endswith(IMAGE_EXTENSIONS))
+            items += [(os.path.join(d, f), labels[c]) for f in files]
+        return items
+    if not os.path.isfile(source):
+        raise FileNotFoundError(f"{source}: neither an image folder nor a list file")
+    base = os.path.dirname(os.path.abspath(source))
+    rows = []
+    with open(source, encoding="utf8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#") or (lineno == 1 and line.startswith("path,")):
+                continue
+            path, sep, label = line.rpartition(",")
+            if not sep or not path.strip():
+                raise PackError(f"{source}:{lineno}: expected 'path,label', got {line!r}")
+            rows.append((os.path.join(base, path.strip()), label.strip(), lineno))
+    keys = sorted({lab for _, lab, _ in rows})
+    index = {k: i for i, k in enumerate(keys)} if compact_labels else None
+    items = []
+    for path, lab, lineno in rows:
+        if index is not None:
+            items.append((path, index[lab]))
+        elif lab.isdigit():
+            items.append((path, int(lab)))
+        elif lab in _imagenet_index():
+            items.append((path, _imagenet_index()[lab]))
+        else:
+            raise PackError(f"{source}:{lineno}: label {lab!r} is neither an integer nor an "
+                            "ImageNet-1K wnid")
+    return items
+
+
+def load_image(path: str, cfg: PackConfig):
+    """-> EncodedImage (verbatim JPEG) or HxWx3 uint8 RGB array; PackError if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise PackError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if cfg.passthrough and cfg.write_mode == "jpg" and data[:2] == _JPEG_SOI:
+        try:
+            with PIL.Image.open(io.BytesIO(data)) as im:
+                (w, h), mode = im.size, im.mode
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types on bad files
+            raise PackError(f"{path}: not a readable JPEG ({exc})") from None
+        if mode == "RGB" and (cfg.max_resolution is None or max(w, h) <= cfg.max_resolution):
+            return EncodedImage(data, h, w, "jpg")
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8),
+                       cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if arr is not None:
+        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    try:
+        with PIL.Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"))
+    except Exception as exc:  # noqa: BLE001
+        raise PackError(f"{path}: cannot decode image ({exc})") from None
+
+
+def pack(cfg: PackConfig) -> PackResult:
+    """Pack ``cfg.source`` into ``cfg.out`` (atomic; see module doc)."""
+    items = list_items(cfg.source, cfg.compact_labels)
+    if not items:
+        raise PackError(f"{cfg.source}: no images found (extensions {IMAGE_EXTENSIONS})")
+    fields = {"image": RGBImageField(write_mode=cfg.write_mode, max_resolution=cfg.max_resolution,
+                                     jpeg_quality=cfg.jpeg_quality),
+              "label": IntField(), "sample_id": IntField()}
+    skipped, counts, n_pass = [], collections.Counter(), 0
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(items), disable=not cfg.progress, desc="pack", unit="img")
+    window = 4 * cfg.num_workers
+    with concurrent.futures.ThreadPoolExecutor(cfg.num_workers, "pack-read") as pool, \
+            BetonWriter(cfg.out, len(items), fields, num_workers=cfg.num_workers,
+                        page_size=cfg.page_size, overwrite=cfg.overwrite) as writer:
+        futures = collections.deque()
+        for sid in range(len(items) + window):
+            if sid < len(items):
+                futures.append((sid, pool.submit(load_image, items[sid][0], cfg)))
+            if len(futures) > window or (sid >= len(items) and futures):
+                done_sid, fut = futures.popleft()
+                path, label = items[done_sid]
+                try:
+                    image = fut.result()
+                except PackError as exc:
+                    if cfg.on_error == "fail":
+                        raise PackError(f"{exc} (pass --on-error skip to leave such files "
+                                        "out)") from None
+                    skipped.append((path, str(exc)))
+                    bar.update(1)
+                    continue
+                n_pass += isinstance(image, EncodedImage)
+                writer.append(done_sid, {"image": image, "label": label, "sample_id": done_sid})
+                counts[label] += 1
+                bar.update(1)
+        writer.close(shrink=bool(skipped))
+    bar.close()
+    return PackResult(len(items) - len(skipped), skipped, n_pass, dict(sorted(counts.items())))
