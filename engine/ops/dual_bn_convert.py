@@ -5,9 +5,13 @@ timm's ``BatchNormAct2d``, whose ReLU is fused and other activations kept) by a 
 two branches start as copies of the original weights and statistics; the real branch keeps the
 original state-dict keys.  ``revert_dual_bn(model)`` turns dual modules back into plain
 ``BatchNorm2d`` carrying the real branch; ``real_state_dict(model)`` exports a checkpoint that
-loads into the unconverted architecture.
+loads into the unconverted architecture.  ``fuse_resnet_tails(model)`` makes torchvision
+ResNet blocks call their dual norms with the ReLU and the residual add + ReLU fused (one Triton
+launch per norm on CUDA) without changing any state-dict key.
 """
 from __future__ import annotations
+
+import types
 
 import torch
 import torch.nn as nn
@@ -66,3 +70,42 @@ def revert_dual_bn(module: nn.Module) -> nn.Module:
         if new is not child:
             module.add_module(name, new)
     return module
+
+
+def _basic_block_forward(self, x):
+    identity = x if self.downsample is None else self.downsample(x)
+    out = self.bn1(self.conv1(x), relu=True)
+    return self.bn2(self.conv2(out), residual=identity, relu=True)
+
+
+def _bottleneck_forward(self, x):
+    identity = x if self.downsample is None else self.downsample(x)
+    out = self.bn1(self.conv1(x), relu=True)
+    out = self.bn2(self.conv2(out), relu=True)
+    return self.bn3(self.conv3(out), residual=identity, relu=True)
+
+
+def fuse_resnet_tails(model: nn.Module) -> int:
+    """Route torchvision ``BasicBlock``/``Bottleneck`` forwards through fused dual norms.
+
+    Each block's norm + ReLU pairs and its ``bn(last) + identity -> ReLU`` tail become single
+    ``DualBatchNorm2d`` calls (``relu=True``, ``residual=``).  Only blocks whose norms are
+    already dual and whose activation is ``nn.ReLU`` are changed; returns how many.
+    """
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    count = 0
+    for block in model.modules():
+        if isinstance(block, Bottleneck):
+            norms, fwd = (block.bn1, block.bn2, block.bn3), _bottleneck_forward
+        elif isinstance(block, BasicBlock):
+            norms, fwd = (block.bn1, block.bn2), _basic_block_forward
+        else:
+            continue
+        if not all(isinstance(n, DualBatchNorm2d) and not n.relu for n in norms):
+            continue
+        if not isinstance(block.relu, nn.ReLU):
+            continue
+        block.forward = types.MethodType(fwd, block)
+        count += 1
+    return count

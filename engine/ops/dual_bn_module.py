@@ -142,13 +142,14 @@ class DualBatchNorm2d(nn.Module):
         return None if real is None else torch.stack([real, syn])  # (2, C)
 
     def _normalize(self, x, k, weight, bias, running_mean, running_var, batch_stats, momentum,
-                   residual):
+                   residual, relu):
         return dual_bn(x, k, weight, bias, running_mean, running_var, batch_stats, momentum,
-                       self.eps, residual, self.relu, backend=self.backend)
+                       self.eps, residual, relu, backend=self.backend)
 
     def forward(self, x: torch.Tensor, num_real: int | None = None,
-                residual: torch.Tensor | None = None) -> torch.Tensor:
-        """``x`` (N, C, H, W) -> same shape; ``residual`` is added before the (fused) ReLU."""
+                residual: torch.Tensor | None = None, relu: bool | None = None) -> torch.Tensor:
+        """``x`` (N, C, H, W) -> same shape; ``residual`` is added before the (fused) ReLU;
+        ``relu`` overrides the module's ``relu`` for this call (fused ResNet block tails)."""
         if x.dim() != 4:
             raise ValueError(f"DualBatchNorm2d expects (N, C, H, W) input, got {tuple(x.shape)}")
         batch_stats = self.training or not self.track_running_stats
@@ -159,7 +160,7 @@ class DualBatchNorm2d(nn.Module):
         y = self._normalize(x, k, self._stacked("weight"), self._stacked("bias"),
                             rm if (update or not batch_stats) else None,
                             rv if (update or not batch_stats) else None,
-                            batch_stats, momentum, residual)
+                            batch_stats, momentum, residual, self.relu if relu is None else relu)
         if update:
             with torch.no_grad():
                 for name, stacked in (("running_mean", rm), ("running_var", rv)):

@@ -90,9 +90,9 @@ class DualSyncBatchNorm2d(DualBatchNorm2d):
         return dist.get_world_size(self.process_group) > 1
 
     def _normalize(self, x, k, weight, bias, running_mean, running_var, batch_stats, momentum,
-                   residual):
+                   residual, relu):
         if not (batch_stats and self._synced()):
             return super()._normalize(x, k, weight, bias, running_mean, running_var, batch_stats,
-                                      momentum, residual)
+                                      momentum, residual, relu)
         return sync_dual_bn(x, k, weight, bias, running_mean, running_var, momentum, self.eps,
-                            residual, self.relu, self.process_group)
+                            residual, relu, self.process_group)

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from engine.ops.dual_bn_convert import convert_dual_bn, revert_dual_bn
+from engine.ops.dual_bn_convert import convert_dual_bn, fuse_resnet_tails, revert_dual_bn
 from engine.ops.dual_bn_module import (DualBatchNorm2d, dual_bn_split, num_real_from_mask,
                                        real_state_dict, set_eval_domain)
 
@@ -114,7 +114,7 @@ def test_converted_resnet50_matches_reference_forward_backward(resnet50_pair):
 def test_eval_uses_real_branch_unless_told(resnet50_pair):
     _, reference, converted = resnet50_pair
     reference.eval(), converted.eval()
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(converted(x), reference(x), rtol=1e-4, atol=1e-4)
         set_eval_domain(converted, "synthetic")
@@ -193,3 +193,19 @@ def test_cumulative_momentum_matches_batchnorm():
     torch.testing.assert_close(dual.running_var, bns[0].running_var)
     torch.testing.assert_close(dual.syn_running_mean, bns[1].running_mean)
     assert int(dual.syn_num_batches_tracked) == 3
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_fused_resnet_tails_match_unfused(arch):
+    torch.manual_seed(8)
+    base = convert_dual_bn(getattr(torchvision.models, arch)(weights=None)).train()
+    fused = copy.deepcopy(base)
+    assert fuse_resnet_tails(fused) == (8 if arch == "resnet18" else 16)
+    assert fused.state_dict().keys() == base.state_dict().keys()
+    x = torch.randn(3, 3, 64, 64)  # layer4 is 2x2: >= 2 values per channel in each domain
+    with dual_bn_split(base, 2), dual_bn_split(fused, 2):
+        want, got = base(x), fused(x)
+    torch.testing.assert_close(got, want)
+    want.sum().backward(), got.sum().backward()
+    torch.testing.assert_close(fused.layer1[0].bn2.syn_weight.grad, base.layer1[0].bn2.syn_weight.grad)
+    torch.testing.assert_close(fused.layer2[0].bn1.running_var, base.layer2[0].bn1.running_var)
