@@ -46,13 +46,19 @@ class ClipFilter:
 
         self.cfg = cfg
         self.device = device
+        import torch
+
+        state = torch.random.get_rng_state()
         try:
+            torch.manual_seed(0)     # random weights (pretrained=None) are the same every run
             self.model, _, self.preprocess = open_clip.create_model_and_transforms(
                 cfg.model, pretrained=cfg.pretrained, device=device)
         except (RuntimeError, OSError, ValueError) as exc:
             raise ValueError(f"CLIP filter: cannot load open_clip {cfg.model!r} with pretrained="
                              f"{cfg.pretrained!r} ({exc}); pass a local weights file with "
                              "--clip-pretrained PATH") from exc
+        finally:
+            torch.random.set_rng_state(state)
         self.model.eval()
         self.tokenizer = open_clip.get_tokenizer(cfg.model)
         self.class_names = class_names      # label -> class name

@@ -85,7 +85,7 @@ class Sampler:
 
         if self.image_loader is None:
             raise ValueError("rows with init_image need an image source (--real)")
-        ims = [torch.from_numpy(np.ascontiguousarray(self.image_loader(r.init_image)))
+        ims = [torch.from_numpy(np.array(self.image_loader(r.init_image), dtype=np.uint8))
                for r in rows]
         out = []
         for im in ims:                                                 # (H, W, 3) uint8

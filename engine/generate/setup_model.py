@@ -32,6 +32,14 @@ def prepare(pipe, cfg, device, dtype) -> dict:
 
     from engine.generate import attention
 
+    key = (str(device), str(dtype), cfg.attention, cfg.fuse_qkv, cfg.channels_last,
+           cfg.vae_slicing, cfg.vae_tiling, cfg.compile, cfg.compile_mode)
+    done = getattr(pipe, "_synthclone_prepared", None)
+    if done is not None:
+        if done[0] != key:
+            raise ValueError("this pipeline was already prepared with other settings; load the "
+                             "model again to change device/dtype/attention/compile switches")
+        return dict(done[1])
     pipe.to(device)
     for m in (pipe.unet, pipe.text_encoder, pipe.vae):
         if m.dtype != dtype:
@@ -47,9 +55,13 @@ def prepare(pipe, cfg, device, dtype) -> dict:
     if cfg.vae_tiling:
         pipe.vae.enable_tiling()
     if cfg.compile:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True     # inference only: fold weights into the graph
         pipe.unet = torch.compile(pipe.unet, mode=cfg.compile_mode, dynamic=False)
         pipe.vae.decoder = torch.compile(pipe.vae.decoder, mode=cfg.compile_mode, dynamic=False)
     applied.update(channels_last=cfg.channels_last, fuse_qkv=cfg.fuse_qkv, compile=cfg.compile,
                    compile_mode=cfg.compile_mode if cfg.compile else None,
                    vae_slicing=cfg.vae_slicing, vae_tiling=cfg.vae_tiling)
+    pipe._synthclone_prepared = (key, dict(applied))
     return applied
