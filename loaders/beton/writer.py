@@ -349,9 +349,9 @@ class BetonWriter:
         try:
             self._write_page(self._cursor)
             self._commit(self._data_start + self._page_index * self.page_size + self._cursor)
-        except BaseException as exc:
+        except Exception as exc:  # noqa: BLE001 - I/O failure: the writer is unusable now
             self._fatal = self._fatal or exc
-            raise
+            self._check_usable()
         self._raise_sample_errors()
 
     def close(self, shrink: bool = False) -> None:
@@ -367,9 +367,9 @@ class BetonWriter:
             raise ValueError("no sample was appended; nothing to finalize (abort() instead)")
         try:
             self._finalize(have)
-        except BaseException as exc:
+        except Exception as exc:  # noqa: BLE001 - the partial + journal stay resumable
             self._fatal = self._fatal or exc
-            raise
+            self._check_usable()
         self._shutdown()
 
     def _finalize(self, have: np.ndarray) -> None:
