@@ -4,7 +4,8 @@ Labels live in the ImageNet-1K label space (``engine.catalog``: wnid -> timm ind
 synthetic sets share one space; ``compact_labels`` renumbers the classes found 0..k-1 instead.
 Images are read and decoded on a thread pool; the writer's own pool resizes/encodes. A JPEG
 that is already RGB and no larger than ``max_resolution`` is stored verbatim (no re-encode)
-when ``write_mode="jpg"`` and ``passthrough`` is on.
+when ``write_mode="jpg"`` and ``passthrough`` is on. An interrupted pack leaves a resumable
+partial output; running the same pack again resumes it (``overwrite`` starts over).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import numpy as np
 import PIL.Image
 from ffcv.fields import IntField, RGBImageField
 
-from loaders.beton.format import DEFAULT_PAGE_SIZE, EncodedImage
+from loaders.beton.format import DEFAULT_PAGE_SIZE, EncodedImage, field_spec
 from loaders.beton.writer import BetonWriter
 
 __all__ = ["PackConfig", "PackResult", "pack", "list_items", "IMAGE_EXTENSIONS"]
@@ -172,6 +173,21 @@ def load_image(path: str, cfg: PackConfig):
         raise PackError(f"{path}: cannot decode image ({exc})") from None
 
 
+def _open_writer(cfg: PackConfig, n: int, fields: dict) -> BetonWriter:
+    """A fresh writer, or the resumed partial of an interrupted pack of the same job."""
+    if cfg.overwrite or not BetonWriter.partial_exists(cfg.out):
+        return BetonWriter(cfg.out, n, fields, num_workers=cfg.num_workers,
+                           page_size=cfg.page_size, overwrite=cfg.overwrite)
+    writer = BetonWriter.resume(cfg.out, num_workers=cfg.num_workers)
+    same = [field_spec(f) for f in writer.fields.values()] == [field_spec(f) for f in
+                                                                 fields.values()]
+    if writer.num_samples != n or not same or list(writer.fields) != list(fields):
+        writer.abort()
+        raise PackError(f"{cfg.out}: an interrupted pack with other settings or inputs left a "
+                        "partial output; pass --overwrite to start over")
+    return writer
+
+
 def pack(cfg: PackConfig) -> PackResult:
     """Pack ``cfg.source`` into ``cfg.out`` (atomic; see module doc)."""
     items = list_items(cfg.source, cfg.compact_labels)
@@ -185,14 +201,18 @@ def pack(cfg: PackConfig) -> PackResult:
 
     bar = tqdm(total=len(items), disable=not cfg.progress, desc="pack", unit="img")
     window = 4 * cfg.num_workers
-    with concurrent.futures.ThreadPoolExecutor(cfg.num_workers, "pack-read") as pool, \
-            BetonWriter(cfg.out, len(items), fields, num_workers=cfg.num_workers,
-                        page_size=cfg.page_size, overwrite=cfg.overwrite) as writer:
+    writer = _open_writer(cfg, len(items), fields)
+    done = writer.done_ids
+    for sid in done:
+        counts[items[sid][1]] += 1
+    todo = [sid for sid in range(len(items)) if sid not in done]
+    bar.update(len(done))
+    with concurrent.futures.ThreadPoolExecutor(cfg.num_workers, "pack-read") as pool, writer:
         futures = collections.deque()
-        for sid in range(len(items) + window):
-            if sid < len(items):
-                futures.append((sid, pool.submit(load_image, items[sid][0], cfg)))
-            if len(futures) > window or (sid >= len(items) and futures):
+        for k in range(len(todo) + window):
+            if k < len(todo):
+                futures.append((todo[k], pool.submit(load_image, items[todo[k]][0], cfg)))
+            if len(futures) > window or (k >= len(todo) and futures):
                 done_sid, fut = futures.popleft()
                 path, label = items[done_sid]
                 try:
@@ -200,7 +220,7 @@ def pack(cfg: PackConfig) -> PackResult:
                 except PackError as exc:
                     if cfg.on_error == "fail":
                         raise PackError(f"{exc} (pass --on-error skip to leave such files "
-                                        "out)") from None
+                                        "out; a re-run resumes the partial output)") from None
                     skipped.append((path, str(exc)))
                     bar.update(1)
                     continue

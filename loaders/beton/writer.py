@@ -126,7 +126,8 @@ class BetonWriter:
     def _create(self, desc, overwrite: bool) -> None:
         if not overwrite:
             if os.path.exists(self.path):
-                raise FileExistsError(f"{self.path} exists; pass overwrite=True to replace it")
+                raise FileExistsError(f"{self.path} exists; pass overwrite=True "
+                                      "(--overwrite) to replace it")
             if BetonWriter.partial_exists(self.path):
                 raise FileExistsError(f"a resumable partial of {self.path} exists: continue it "
                                       "with BetonWriter.resume(path), or pass overwrite=True")
