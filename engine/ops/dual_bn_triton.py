@@ -1,24 +1,28 @@
-"""Triton kernels for domain-specific batch norm (one launch normalizes both domains).
+"""Triton kernels for domain-specific batch norm: one launch normalizes both domains.
 
-Forward: one program per (block of channels, domain).  It reads its domain's rows of the batch
-(samples ``[0, num_real)`` or ``[num_real, N)``) three times: the mean, the centred variance
-(fp32 accumulation, two passes for accuracy), then ``y = x * scale + shift (+ residual) (relu)``.
-It stores the batch mean and 1/std for the backward pass and updates the running statistics in
-place.  Backward: the same grid; one pass for ``sum(g)`` and ``sum(g * xhat)`` (dbias, dweight),
-one pass for ``dx`` (and ``dresidual = g``), where ``g = dy`` masked by the ReLU.
+Grid ``(channel blocks, 2 domains, SPLIT row chunks)``.  Domain d (0 = real, 1 = synthetic) owns
+samples ``[0, num_real)`` or ``[num_real, N)``; its rows ``(n, s)`` (s = spatial index) are cut
+into SPLIT chunks so that a GPU has enough programs even for few channels.
 
-Layouts: element (n, c, s) of a (N, C, H, W) tensor whose H and W merge into one spatial index s
-lives at ``n * stride_n + c * stride_c + s * stride_s``: NCHW has stride_s = 1, channels_last
-stride_c = 1.  A program's tile is (BLOCK_M rows of (n, s), BLOCK_C channels): NCHW uses
-BLOCK_C = 1 with long rows, channels_last a block of contiguous channels.
+Forward, training: ``_stats`` stores per chunk the count, mean and centred sum of squares (two
+passes, fp32); ``_fwd`` merges the chunks (Chan's parallel-variance formula), the first chunk's
+program stores mean / rstd and updates the running statistics, and every program writes
+``y = (x - mean) * rstd * w + b (+ residual) (relu)`` for its chunk.  Eval skips ``_stats`` and
+reads the running statistics.  Backward: ``_bwd_stats`` stores per-chunk ``sum(g)`` and
+``sum(g * xhat)`` (g = dy masked by the ReLU); ``_bwd`` merges them (dbias, dweight) and writes
+``dx`` (and ``dresidual = g``) for its chunk.
 
-The kernels are ``triton.jit``-ed on first use (``kernels()``) so that ``TRITON_INTERPRET=1``
-set by a caller before then runs them on the CPU (tests).  Import this module only on the
-Triton path: the registry in ``engine.ops.dual_bn`` does.
+Layouts: element (n, c, s) of a (N, C, H, W) tensor whose H and W merge into one index lives at
+``n * stride_n + c * stride_c + s * stride_s``: NCHW has stride_s = 1, channels_last
+stride_c = 1.  A tile is (BLOCK_M rows, BLOCK_C channels): NCHW uses BLOCK_C = 1 and long rows,
+channels_last a block of contiguous channels.
+
+Import this module only on the Triton path (the registry in ``engine.ops.dual_bn`` does).  On a
+CPU the kernels run under the interpreter only if ``TRITON_INTERPRET=1`` was set before triton
+was first imported in the process.
 """
 from __future__ import annotations
 
-import functools
 import os
 
 import torch
@@ -26,77 +30,117 @@ import triton
 import triton.language as tl
 
 
-def _dual_bn_fwd(
-    X,  # input (N, C, H, W), any float dtype; element (n, c, s) at n*stride_n + c*stride_c + s*stride_s
+@triton.jit
+def _rows(pid_d, pid_s, num_real, N, HW, SPLIT):
+    """Domain row range start sample, chunk [lo, hi) of its rows, and the domain's row count."""
+    n0 = tl.where(pid_d == 0, 0, num_real)
+    n1 = tl.where(pid_d == 0, num_real, N)
+    rows = (n1 - n0) * HW
+    chunk = tl.cdiv(rows, SPLIT)
+    lo = pid_s * chunk
+    hi = tl.minimum(lo + chunk, rows)
+    return n0, lo, hi, rows
+
+
+@triton.jit
+def _tile(start, hi, n0, HW, stride_n, stride_s, col_off, cmask, BLOCK_M: tl.constexpr):
+    """Offsets (BLOCK_M, BLOCK_C) and mask of the tile of rows [start, start + BLOCK_M) < hi."""
+    r = start + tl.arange(0, BLOCK_M)
+    n = (n0 + r // HW).to(tl.int64)
+    s = (r % HW).to(tl.int64)
+    off = (n * stride_n + s * stride_s)[:, None] + col_off
+    return off, (r < hi)[:, None] & cmask[None, :]
+
+
+@triton.jit
+def _stats(
+    X,  # input (N, C, H, W); element (n, c, s) at n*stride_n + c*stride_c + s*stride_s
+    PART,  # out: (3, 2, SPLIT, C) fp32 per-chunk count, mean, centred sum of squares
+    num_real, N, C, HW, stride_n, stride_c, stride_s, SPLIT,
+    BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    pid_c, pid_d, pid_s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    n0, lo, hi, rows = _rows(pid_d, pid_s, num_real, N, HW, SPLIT)
+    chans = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    cmask = chans < C
+    col_off = chans.to(tl.int64)[None, :] * stride_c
+    cnt = tl.maximum(hi - lo, 0).to(tl.float32)
+    mean = tl.zeros([BLOCK_C], dtype=tl.float32)
+    m2 = tl.zeros([BLOCK_C], dtype=tl.float32)
+    if hi > lo:
+        acc = tl.zeros([BLOCK_M, BLOCK_C], dtype=tl.float32)
+        for start in range(lo, hi, BLOCK_M):
+            off, m = _tile(start, hi, n0, HW, stride_n, stride_s, col_off, cmask, BLOCK_M)
+            acc += tl.load(X + off, mask=m, other=0.0).to(tl.float32)
+        mean = tl.sum(acc, axis=0) / cnt
+        acc = tl.zeros([BLOCK_M, BLOCK_C], dtype=tl.float32)
+        for start in range(lo, hi, BLOCK_M):
+            off, m = _tile(start, hi, n0, HW, stride_n, stride_s, col_off, cmask, BLOCK_M)
+            xc = tl.load(X + off, mask=m, other=0.0).to(tl.float32) - mean[None, :]
+            acc += tl.where(m, xc * xc, 0.0)
+        m2 = tl.sum(acc, axis=0)
+    base = (pid_d * SPLIT + pid_s) * C + chans
+    plane = 2 * SPLIT * C
+    tl.store(PART + base, tl.zeros([BLOCK_C], dtype=tl.float32) + cnt, mask=cmask)
+    tl.store(PART + plane + base, mean, mask=cmask)
+    tl.store(PART + 2 * plane + base, m2, mask=cmask)
+
+
+@triton.jit
+def _fwd(
+    X,  # input, as in _stats
     Y,  # output, same shape, dtype and strides as X
     RES,  # residual, same strides as X (read only when HAS_RES)
-    W,  # weight (2, C) fp32 contiguous, row d = domain d
-    B,  # bias (2, C) fp32 contiguous
-    RM,  # running mean (2, C) fp32; read in eval, updated in place when UPDATE_RUNNING
-    RV,  # running variance (2, C) fp32 (unbiased), same
-    MEAN,  # out: (2, C) fp32 mean used for normalization (saved for backward)
-    RSTD,  # out: (2, C) fp32 1/sqrt(var + eps) used for normalization
-    num_real, N, C, HW,  # split point, batch size, channels, H*W
-    stride_n, stride_c, stride_s,  # element strides of X / Y / RES
+    W, B,  # affine (2, C) fp32, row d = domain d
+    RM, RV,  # running mean / unbiased variance (2, C) fp32; read in eval, updated when UPDATE_RUNNING
+    PART,  # (3, 2, SPLIT, C) fp32 from _stats (read when TRAINING)
+    MEAN, RSTD,  # out: (2, C) fp32 mean and 1/sqrt(var + eps) used, for the backward
+    num_real, N, C, HW, stride_n, stride_c, stride_s, SPLIT,
     mom0, mom1, eps,  # running-stat momentum of domain 0 / 1, variance epsilon
     TRAINING: tl.constexpr,  # batch statistics (True) or running statistics (False)
-    UPDATE_RUNNING: tl.constexpr,  # update RM / RV (training with running stats)
-    HAS_RES: tl.constexpr,  # add RES before the activation
-    RELU: tl.constexpr,  # apply max(0, .) at the end
-    BLOCK_M: tl.constexpr,  # rows (n, s) per tile
-    BLOCK_C: tl.constexpr,  # channels per tile
+    UPDATE_RUNNING: tl.constexpr,
+    HAS_RES: tl.constexpr,
+    RELU: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
+    BLOCK_S: tl.constexpr,  # power of two >= SPLIT
 ):
-    pid_c = tl.program_id(0)
-    d = tl.program_id(1)  # 0 = real, 1 = synthetic
-    n0 = tl.where(d == 0, 0, num_real)
-    n1 = tl.where(d == 0, num_real, N)
-    rows = (n1 - n0) * HW
-    chans = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)  # (BLOCK_C,)
+    pid_c, pid_d, pid_s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    n0, lo, hi, rows = _rows(pid_d, pid_s, num_real, N, HW, SPLIT)
+    chans = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
     cmask = chans < C
     if rows > 0:
-        count = rows.to(tl.float32)
-        col_off = chans.to(tl.int64)[None, :] * stride_c  # (1, BLOCK_C)
         if TRAINING:
-            acc = tl.zeros([BLOCK_M, BLOCK_C], dtype=tl.float32)
-            for start in range(0, rows, BLOCK_M):
-                r = start + tl.arange(0, BLOCK_M)  # (BLOCK_M,)
-                n = (n0 + r // HW).to(tl.int64)
-                s = (r % HW).to(tl.int64)
-                m = (r < rows)[:, None] & cmask[None, :]
-                off = (n * stride_n + s * stride_s)[:, None] + col_off
-                acc += tl.load(X + off, mask=m, other=0.0).to(tl.float32)
-            mean = tl.sum(acc, axis=0) / count  # (BLOCK_C,)
-            acc = tl.zeros([BLOCK_M, BLOCK_C], dtype=tl.float32)
-            for start in range(0, rows, BLOCK_M):
-                r = start + tl.arange(0, BLOCK_M)
-                n = (n0 + r // HW).to(tl.int64)
-                s = (r % HW).to(tl.int64)
-                m = (r < rows)[:, None] & cmask[None, :]
-                off = (n * stride_n + s * stride_s)[:, None] + col_off
-                xc = tl.load(X + off, mask=m, other=0.0).to(tl.float32) - mean[None, :]
-                acc += tl.where(m, xc * xc, 0.0)
-            var = tl.sum(acc, axis=0) / count
+            splits = tl.arange(0, BLOCK_S)
+            poff = (pid_d * SPLIT + splits[:, None]) * C + chans[None, :]  # (BLOCK_S, BLOCK_C)
+            pm = (splits < SPLIT)[:, None] & cmask[None, :]
+            plane = 2 * SPLIT * C
+            cnt_i = tl.load(PART + poff, mask=pm, other=0.0)
+            mean_i = tl.load(PART + plane + poff, mask=pm, other=0.0)
+            m2_i = tl.load(PART + 2 * plane + poff, mask=pm, other=0.0)
+            count = tl.maximum(tl.sum(cnt_i, axis=0), 1.0)
+            mean = tl.sum(cnt_i * mean_i, axis=0) / count
+            dm = mean_i - mean[None, :]
+            var = (tl.sum(m2_i, axis=0) + tl.sum(cnt_i * dm * dm, axis=0)) / count
             if UPDATE_RUNNING:
-                mom = tl.where(d == 0, mom0, mom1)
-                unbiased = var * count / tl.maximum(count - 1.0, 1.0)
-                rm = tl.load(RM + d * C + chans, mask=cmask, other=0.0)
-                rv = tl.load(RV + d * C + chans, mask=cmask, other=0.0)
-                tl.store(RM + d * C + chans, (1.0 - mom) * rm + mom * mean, mask=cmask)
-                tl.store(RV + d * C + chans, (1.0 - mom) * rv + mom * unbiased, mask=cmask)
+                if pid_s == 0:
+                    mom = tl.where(pid_d == 0, mom0, mom1)
+                    unbiased = var * count / tl.maximum(count - 1.0, 1.0)
+                    rm = tl.load(RM + pid_d * C + chans, mask=cmask, other=0.0)
+                    rv = tl.load(RV + pid_d * C + chans, mask=cmask, other=0.0)
+                    tl.store(RM + pid_d * C + chans, (1.0 - mom) * rm + mom * mean, mask=cmask)
+                    tl.store(RV + pid_d * C + chans, (1.0 - mom) * rv + mom * unbiased, mask=cmask)
         else:
-            mean = tl.load(RM + d * C + chans, mask=cmask, other=0.0)
-            var = tl.load(RV + d * C + chans, mask=cmask, other=1.0)
+            mean = tl.load(RM + pid_d * C + chans, mask=cmask, other=0.0)
+            var = tl.load(RV + pid_d * C + chans, mask=cmask, other=1.0)
         rstd = 1.0 / tl.sqrt(var + eps)
-        tl.store(MEAN + d * C + chans, mean, mask=cmask)
-        tl.store(RSTD + d * C + chans, rstd, mask=cmask)
-        w = tl.load(W + d * C + chans, mask=cmask, other=1.0)
-        b = tl.load(B + d * C + chans, mask=cmask, other=0.0)
-        for start in range(0, rows, BLOCK_M):
-            r = start + tl.arange(0, BLOCK_M)
-            n = (n0 + r // HW).to(tl.int64)
-            s = (r % HW).to(tl.int64)
-            m = (r < rows)[:, None] & cmask[None, :]
-            off = (n * stride_n + s * stride_s)[:, None] + col_off
+        if pid_s == 0:
+            tl.store(MEAN + pid_d * C + chans, mean, mask=cmask)
+            tl.store(RSTD + pid_d * C + chans, rstd, mask=cmask)
+        w = tl.load(W + pid_d * C + chans, mask=cmask, other=1.0)
+        b = tl.load(B + pid_d * C + chans, mask=cmask, other=0.0)
+        col_off = chans.to(tl.int64)[None, :] * stride_c
+        for start in range(lo, hi, BLOCK_M):
+            off, m = _tile(start, hi, n0, HW, stride_n, stride_s, col_off, cmask, BLOCK_M)
             x = tl.load(X + off, mask=m, other=0.0).to(tl.float32)
             y = (x - mean[None, :]) * rstd[None, :] * w[None, :] + b[None, :]
             if HAS_RES:
@@ -106,65 +150,74 @@ def _dual_bn_fwd(
             tl.store(Y + off, y.to(Y.dtype.element_ty), mask=m)
 
 
-def _dual_bn_bwd(
+@triton.jit
+def _bwd_stats(
     DY,  # upstream gradient, same strides as X
     X,  # forward input
     Y,  # forward output (read only when RELU: the ReLU mask is y > 0)
     MEAN, RSTD,  # (2, C) fp32 saved by the forward
-    W,  # weight (2, C) fp32
+    PART,  # out: (2, 2, SPLIT, C) fp32 per-chunk sum(g), sum(g * xhat)
+    num_real, N, C, HW, stride_n, stride_c, stride_s, SPLIT,
+    RELU: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    pid_c, pid_d, pid_s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    n0, lo, hi, rows = _rows(pid_d, pid_s, num_real, N, HW, SPLIT)
+    chans = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    cmask = chans < C
+    col_off = chans.to(tl.int64)[None, :] * stride_c
+    mean = tl.load(MEAN + pid_d * C + chans, mask=cmask, other=0.0)
+    rstd = tl.load(RSTD + pid_d * C + chans, mask=cmask, other=0.0)
+    acc_g = tl.zeros([BLOCK_M, BLOCK_C], dtype=tl.float32)
+    acc_gx = tl.zeros([BLOCK_M, BLOCK_C], dtype=tl.float32)
+    for start in range(lo, hi, BLOCK_M):
+        off, m = _tile(start, hi, n0, HW, stride_n, stride_s, col_off, cmask, BLOCK_M)
+        g = tl.load(DY + off, mask=m, other=0.0).to(tl.float32)
+        if RELU:
+            g = tl.where(tl.load(Y + off, mask=m, other=0.0).to(tl.float32) > 0.0, g, 0.0)
+        xhat = (tl.load(X + off, mask=m, other=0.0).to(tl.float32) - mean[None, :]) * rstd[None, :]
+        acc_g += g
+        acc_gx += tl.where(m, g * xhat, 0.0)
+    base = (pid_d * SPLIT + pid_s) * C + chans
+    tl.store(PART + base, tl.sum(acc_g, axis=0), mask=cmask)
+    tl.store(PART + 2 * SPLIT * C + base, tl.sum(acc_gx, axis=0), mask=cmask)
+
+
+@triton.jit
+def _bwd(
+    DY, X, Y,  # as in _bwd_stats
+    MEAN, RSTD, W,  # (2, C) fp32
+    PART,  # (2, 2, SPLIT, C) fp32 from _bwd_stats
     DX,  # out: input gradient, same strides as X
     DRES,  # out: residual gradient (= masked DY), same strides as X (written when HAS_RES)
     DW, DB,  # out: (2, C) fp32 weight / bias gradients
-    num_real, N, C, HW,
-    stride_n, stride_c, stride_s,
-    TRAINING: tl.constexpr,  # batch statistics were used (mean/var depend on x)
-    HAS_RES: tl.constexpr,
-    RELU: tl.constexpr,
-    BLOCK_M: tl.constexpr,
-    BLOCK_C: tl.constexpr,
+    num_real, N, C, HW, stride_n, stride_c, stride_s, SPLIT,
+    TRAINING: tl.constexpr,  # batch statistics were used (mean / var depend on x)
+    HAS_RES: tl.constexpr, RELU: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr,
 ):
-    pid_c = tl.program_id(0)
-    d = tl.program_id(1)
-    n0 = tl.where(d == 0, 0, num_real)
-    n1 = tl.where(d == 0, num_real, N)
-    rows = (n1 - n0) * HW
+    pid_c, pid_d, pid_s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    n0, lo, hi, rows = _rows(pid_d, pid_s, num_real, N, HW, SPLIT)
     chans = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
     cmask = chans < C
     if rows > 0:
+        splits = tl.arange(0, BLOCK_S)
+        poff = (pid_d * SPLIT + splits[:, None]) * C + chans[None, :]
+        pm = (splits < SPLIT)[:, None] & cmask[None, :]
+        sum_g = tl.sum(tl.load(PART + poff, mask=pm, other=0.0), axis=0)  # (BLOCK_C,)
+        sum_gx = tl.sum(tl.load(PART + 2 * SPLIT * C + poff, mask=pm, other=0.0), axis=0)
+        if pid_s == 0:
+            tl.store(DB + pid_d * C + chans, sum_g, mask=cmask)
+            tl.store(DW + pid_d * C + chans, sum_gx, mask=cmask)
         count = rows.to(tl.float32)
+        mean = tl.load(MEAN + pid_d * C + chans, mask=cmask, other=0.0)
+        rstd = tl.load(RSTD + pid_d * C + chans, mask=cmask, other=0.0)
+        w = tl.load(W + pid_d * C + chans, mask=cmask, other=0.0)
         col_off = chans.to(tl.int64)[None, :] * stride_c
-        mean = tl.load(MEAN + d * C + chans, mask=cmask, other=0.0)
-        rstd = tl.load(RSTD + d * C + chans, mask=cmask, other=0.0)
-        w = tl.load(W + d * C + chans, mask=cmask, other=0.0)
-        acc_g = tl.zeros([BLOCK_M, BLOCK_C], dtype=tl.float32)
-        acc_gx = tl.zeros([BLOCK_M, BLOCK_C], dtype=tl.float32)
-        for start in range(0, rows, BLOCK_M):
-            r = start + tl.arange(0, BLOCK_M)
-            n = (n0 + r // HW).to(tl.int64)
-            s = (r % HW).to(tl.int64)
-            m = (r < rows)[:, None] & cmask[None, :]
-            off = (n * stride_n + s * stride_s)[:, None] + col_off
+        for start in range(lo, hi, BLOCK_M):
+            off, m = _tile(start, hi, n0, HW, stride_n, stride_s, col_off, cmask, BLOCK_M)
             g = tl.load(DY + off, mask=m, other=0.0).to(tl.float32)
             if RELU:
-                y = tl.load(Y + off, mask=m, other=0.0).to(tl.float32)
-                g = tl.where(y > 0.0, g, 0.0)
-            xhat = (tl.load(X + off, mask=m, other=0.0).to(tl.float32) - mean[None, :]) * rstd[None, :]
-            acc_g += g
-            acc_gx += tl.where(m, g * xhat, 0.0)
-        sum_g = tl.sum(acc_g, axis=0)  # (BLOCK_C,)
-        sum_gx = tl.sum(acc_gx, axis=0)
-        tl.store(DB + d * C + chans, sum_g, mask=cmask)
-        tl.store(DW + d * C + chans, sum_gx, mask=cmask)
-        for start in range(0, rows, BLOCK_M):
-            r = start + tl.arange(0, BLOCK_M)
-            n = (n0 + r // HW).to(tl.int64)
-            s = (r % HW).to(tl.int64)
-            m = (r < rows)[:, None] & cmask[None, :]
-            off = (n * stride_n + s * stride_s)[:, None] + col_off
-            g = tl.load(DY + off, mask=m, other=0.0).to(tl.float32)
-            if RELU:
-                y = tl.load(Y + off, mask=m, other=0.0).to(tl.float32)
-                g = tl.where(y > 0.0, g, 0.0)
+                g = tl.where(tl.load(Y + off, mask=m, other=0.0).to(tl.float32) > 0.0, g, 0.0)
             if HAS_RES:
                 tl.store(DRES + off, g.to(DRES.dtype.element_ty), mask=m)
             if TRAINING:
@@ -173,17 +226,6 @@ def _dual_bn_bwd(
             else:
                 dx = g * (w * rstd)[None, :]
             tl.store(DX + off, dx.to(DX.dtype.element_ty), mask=m)
-
-
-@functools.lru_cache(maxsize=2)
-def _jit(interpret: bool):
-    del interpret  # part of the cache key: triton.jit reads TRITON_INTERPRET when called
-    return triton.jit(_dual_bn_fwd), triton.jit(_dual_bn_bwd)
-
-
-def kernels():
-    """``(forward, backward)`` jitted kernels (interpreted when ``TRITON_INTERPRET=1``)."""
-    return _jit(os.environ.get("TRITON_INTERPRET", "0") == "1")
 
 
 def spatial_strides(x: torch.Tensor) -> tuple[int, int, int] | None:
@@ -195,23 +237,13 @@ def spatial_strides(x: torch.Tensor) -> tuple[int, int, int] | None:
     return x.stride(0), x.stride(1), stride_s
 
 
-def _blocks(x: torch.Tensor, interpret: bool) -> tuple[int, int]:
-    """Tile shape (BLOCK_M, BLOCK_C): long rows for NCHW, channel blocks for channels_last."""
-    c = x.shape[1]
-    rows = max(1, x.shape[0] * x.shape[2] * x.shape[3])
-    if x.stride(1) == 1 and c > 1:  # channels_last
-        block_c = min(64, triton.next_power_of_2(c))
-        block_m = min(4096 // block_c, triton.next_power_of_2(rows))
-    else:
-        block_c = 1
-        block_m = min(1024, triton.next_power_of_2(rows))
-    if interpret:  # the numpy interpreter pays per element of a tile, not per launch
-        block_m = min(block_m, 64)
-    return block_m, block_c
-
-
 class _Layout:
-    """Strides and launch geometry shared by the forward and backward of one call."""
+    """Strides, tile shape and grid shared by the forward and backward of one call."""
+
+    INTERPRETER_SPLIT = 2
+    """Row chunks per domain under the interpreter: small, but > 1 so the merge is exercised."""
+    PROGRAMS_PER_SM = 4
+    """GPU target occupancy: programs launched per streaming multiprocessor."""
 
     def __init__(self, x: torch.Tensor, num_real: int):
         strides = spatial_strides(x)
@@ -222,13 +254,28 @@ class _Layout:
         n, c, h, w = x.shape
         self.dims = (int(num_real), n, c, h * w)
         interpret = os.environ.get("TRITON_INTERPRET", "0") == "1"
-        self.block_m, self.block_c = _blocks(x, interpret)
-        self.grid = (triton.cdiv(c, self.block_c), 2)
+        rows = max(1, n * h * w)
+        if x.stride(1) == 1 and c > 1:  # channels_last: channel blocks are contiguous
+            self.block_c = min(64, triton.next_power_of_2(c))
+            self.block_m = min(4096 // self.block_c, triton.next_power_of_2(rows))
+        else:
+            self.block_c = 1
+            self.block_m = min(1024, triton.next_power_of_2(rows))
+        cblocks = triton.cdiv(c, self.block_c)
+        if interpret or not x.is_cuda:
+            self.block_m = min(self.block_m, 64)  # the interpreter pays per tile element
+            self.split = self.INTERPRETER_SPLIT
+        else:
+            sms = torch.cuda.get_device_properties(x.device).multi_processor_count
+            want = triton.cdiv(self.PROGRAMS_PER_SM * sms, 2 * cblocks)
+            self.split = max(1, min(want, triton.cdiv(rows // 2 + 1, self.block_m), 256))
+        self.block_s = triton.next_power_of_2(self.split)
+        self.grid = (cblocks, 2, self.split)
 
 
 def dual_bn_forward(x, num_real, weight, bias, running_mean, running_var, residual,
                     training: bool, momentum: tuple[float, float], eps: float, relu: bool):
-    """Launch the forward kernel; returns ``(y, mean, rstd, layout)``. Running stats updated in place."""
+    """Launch the forward kernels; returns ``(y, mean, rstd, layout)``; running stats updated in place."""
     lay = _Layout(x, num_real)
     c = x.shape[1]
     y = torch.empty_like(x)  # same strides as x (dense input)
@@ -236,28 +283,33 @@ def dual_bn_forward(x, num_real, weight, bias, running_mean, running_var, residu
         residual = torch.empty_like(x).copy_(residual)
     mean = torch.zeros(2, c, device=x.device, dtype=torch.float32)
     rstd = torch.zeros(2, c, device=x.device, dtype=torch.float32)
+    part = torch.empty(3, 2, lay.split, c, device=x.device, dtype=torch.float32)
+    if training:
+        _stats[lay.grid](x, part, *lay.dims, *lay.strides, lay.split,
+                         BLOCK_M=lay.block_m, BLOCK_C=lay.block_c)
     update = training and running_mean is not None
     rm = running_mean if running_mean is not None else mean
     rv = running_var if running_var is not None else rstd
-    fwd, _ = kernels()
-    fwd[lay.grid](x, y, residual if residual is not None else x, weight, bias, rm, rv, mean, rstd,
-                  *lay.dims, *lay.strides, momentum[0], momentum[1], eps,
-                  TRAINING=training, UPDATE_RUNNING=update, HAS_RES=residual is not None,
-                  RELU=relu, BLOCK_M=lay.block_m, BLOCK_C=lay.block_c)
+    _fwd[lay.grid](x, y, residual if residual is not None else x, weight, bias, rm, rv, part,
+                   mean, rstd, *lay.dims, *lay.strides, lay.split, momentum[0], momentum[1], eps,
+                   TRAINING=training, UPDATE_RUNNING=update, HAS_RES=residual is not None,
+                   RELU=relu, BLOCK_M=lay.block_m, BLOCK_C=lay.block_c, BLOCK_S=lay.block_s)
     return y, mean, rstd, lay
 
 
 def dual_bn_backward(dy, x, y, mean, rstd, weight, lay: _Layout, training: bool,
                      has_res: bool, relu: bool):
-    """Launch the backward kernel; returns ``(dx, dweight, dbias, dresidual or None)``."""
+    """Launch the backward kernels; returns ``(dx, dweight, dbias, dresidual or None)``."""
     if dy.stride() != x.stride():
         dy = torch.empty_like(x).copy_(dy)
     dx = torch.empty_like(x)
     dres = torch.empty_like(x) if has_res else None
-    dw = torch.zeros_like(mean)
-    db = torch.zeros_like(mean)
-    _, bwd = kernels()
-    bwd[lay.grid](dy, x, y if relu else x, mean, rstd, weight, dx, dres if has_res else dx, dw, db,
-                  *lay.dims, *lay.strides, TRAINING=training, HAS_RES=has_res, RELU=relu,
-                  BLOCK_M=lay.block_m, BLOCK_C=lay.block_c)
+    dw, db = torch.zeros_like(mean), torch.zeros_like(mean)
+    part = torch.empty(2, 2, lay.split, x.shape[1], device=x.device, dtype=torch.float32)
+    yy = y if relu else x
+    _bwd_stats[lay.grid](dy, x, yy, mean, rstd, part, *lay.dims, *lay.strides, lay.split,
+                         RELU=relu, BLOCK_M=lay.block_m, BLOCK_C=lay.block_c)
+    _bwd[lay.grid](dy, x, yy, mean, rstd, weight, part, dx, dres if has_res else dx, dw, db,
+                   *lay.dims, *lay.strides, lay.split, TRAINING=training, HAS_RES=has_res,
+                   RELU=relu, BLOCK_M=lay.block_m, BLOCK_C=lay.block_c, BLOCK_S=lay.block_s)
     return dx, dw, db, dres

@@ -98,3 +98,17 @@ def test_module_triton_backend_matches_reference(device):
         out[backend] = (y, m[0].weight.grad, m[1].syn_weight.grad, m[1].running_var, m[1].syn_running_mean)
     for a, b in zip(out["triton"], out["ref"]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_triton_one_by_one_spatial_uneven_chunks(device, training):
+    """1x1 maps (a classifier-head BN): domains of 3 and 4 rows cut into uneven chunks."""
+    g = torch.Generator().manual_seed(11)
+    x = (torch.randn(7, 5, 1, 1, generator=g) * 3 - 1).to(device)
+    wt, bs = torch.randn(2, 5, generator=g).to(device), torch.randn(2, 5, generator=g).to(device)
+    rm, rv = torch.randn(2, 5, generator=g).to(device), (torch.rand(2, 5, generator=g) + 0.5).to(device)
+    gy = torch.randn(7, 5, 1, 1, generator=g).to(device)
+    got = _run("triton", x, 3, wt, bs, rm, rv, training, None, False, gy)
+    want = _run("ref", x, 3, wt, bs, rm, rv, training, None, False, gy)
+    for key in ("y", "dx", "dw", "db", "rm", "rv"):
+        torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-4, msg=key)
