@@ -2,10 +2,10 @@
 // pixel and channel of the uint8 NHWC result.  Compiled only when CUDA is usable (setup.py).
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
 #include <cstdint>
@@ -55,7 +55,7 @@ at::Tensor vae_to_uint8_cuda(const at::Tensor& x, int64_t downsample) {
   if (total == 0) return out;
   const int64_t blocks = (total + kThreads - 1) / kThreads;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, xc.scalar_type(), "vae_to_uint8_cuda", [&] {
-    vae_to_uint8_cuda_kernel<scalar_t><<<blocks, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+    vae_to_uint8_cuda_kernel<scalar_t><<<blocks, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
         xc.const_data_ptr<scalar_t>(), out.mutable_data_ptr<uint8_t>(), total, C, H, W, downsample);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
