@@ -21,6 +21,8 @@ _OPTS = [
     ("--store-size", "store_size", dict(type=int, help="longest stored side (default 256)")),
     ("--jpeg-quality", "jpeg_quality", dict(type=int)),
     ("--max-resample", "max_resample", dict(type=int)),
+    ("--flush-every", "flush_every", dict(type=int)),
+    ("--threads", "threads", dict(type=int)),
     ("--clip-model", "clip_model", dict()),
     ("--clip-pretrained", "clip_pretrained", dict()),
     ("--clip-threshold", "clip_threshold", dict(type=float)),
@@ -45,6 +47,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                                    "SLURM_PROCID/SLURM_NTASKS, else 0/1)")
     p.add_argument("--overwrite", action="store_true", help="start over, replacing outputs")
     for flag, field, kw in _OPTS:
+        kw = dict(kw)
+        kw.setdefault("help", _field_doc(field))
         p.add_argument(flag, dest=field, **kw)
     for field in _SWITCHES:
         flag = field.replace("_", "-")
@@ -54,10 +58,23 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def _field_doc(name: str) -> str:
-    import dataclasses
+    """The docstring under a GenerateConfig field (the help text of its flag)."""
+    return field_docs().get(name, "").replace("%", "%%")
 
-    return next((f.metadata.get("doc", "") for f in dataclasses.fields(GenerateConfig)
-                 if f.name == name), "")
+
+def field_docs() -> dict:
+    import ast
+    import inspect
+
+    from engine.generate import config
+
+    tree = ast.parse(inspect.getsource(config.GenerateConfig))
+    body, docs = tree.body[0].body, {}
+    for a, b in zip(body, body[1:]):
+        if (isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr)
+                and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str)):
+            docs[a.target.id] = " ".join(b.value.value.split())
+    return docs
 
 
 def main(argv=None) -> int:

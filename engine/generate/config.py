@@ -23,6 +23,9 @@ class GenerateConfig:
     """auto (CUDA when available, else CPU) | cpu | cuda | cuda:N."""
     dtype: str = "auto"
     """auto (fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16 (half types need CUDA)."""
+    threads: int | None = None
+    """CPU intra-op threads (torch.set_num_threads); None keeps torch's default. On a shared
+    CPU, 1 thread can be much faster than spinning OpenMP threads that fight other processes."""
     batch_size: int = 8
     """Images per UNet batch (CFG doubles the UNet batch). Lower it on out-of-memory."""
     group_batches: bool = True

@@ -75,6 +75,8 @@ def generate(plan, out: str, cfg: GenerateConfig, shard=(0, 1), overwrite: bool 
         _check_resume(run_dir, plan, (i, n))
 
     # 3. the model, before any output is touched
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     device, dtype = resolve_device(cfg.device), resolve_dtype(cfg.dtype, resolve_device(cfg.device))
     modes = {(r.init_image is not None, r.strength is not None) for r in rows}
     pipe = model if model is not None else load_model(
