@@ -244,6 +244,8 @@ class _Layout:
     """Row chunks per domain under the interpreter: small, but > 1 so the merge is exercised."""
     PROGRAMS_PER_SM = 4
     """GPU target occupancy: programs launched per streaming multiprocessor."""
+    MAX_MERGE_TILE = 4096
+    """Upper bound on SPLIT * BLOCK_C (the partial-statistics tile each program merges)."""
 
     def __init__(self, x: torch.Tensor, num_real: int):
         strides = spatial_strides(x)
@@ -268,7 +270,9 @@ class _Layout:
         else:
             sms = torch.cuda.get_device_properties(x.device).multi_processor_count
             want = triton.cdiv(self.PROGRAMS_PER_SM * sms, 2 * cblocks)
-            self.split = max(1, min(want, triton.cdiv(rows // 2 + 1, self.block_m), 256))
+            # The merge loads a (BLOCK_S, BLOCK_C) tile of partials: keep it register-sized.
+            cap = max(1, self.MAX_MERGE_TILE // self.block_c)
+            self.split = max(1, min(want, triton.cdiv(rows // 2 + 1, self.block_m), cap))
         self.block_s = triton.next_power_of_2(self.split)
         self.grid = (cblocks, 2, self.split)
 
