@@ -59,7 +59,8 @@ def check_sample(sample_id: int, values: dict, fields: dict) -> None:
                 raise SampleError(f"{where}: expected bytes or a 1-D uint8 array, got "
                                   f"{type(v).__name__}")
             if isinstance(v, np.ndarray) and (v.dtype != np.uint8 or v.ndim != 1):
-                raise SampleError(f"{where}: bytes array must be 1-D uint8, got {v.dtype} {v.shape}")
+                raise SampleError(f"{where}: bytes array must be 1-D uint8, got {v.dtype} "
+                                  f"{v.shape}")
         elif isinstance(field, (NDArrayField, TorchTensorField)):
             arr = v.numpy() if isinstance(field, TorchTensorField) and hasattr(v, "numpy") else v
             if not isinstance(arr, np.ndarray):

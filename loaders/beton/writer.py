@@ -46,28 +46,14 @@ import numpy as np
 
 from loaders.beton import format as fmt
 from loaders.beton.encode import SampleError, check_sample, encode_sample
-from loaders.beton.journal import Journal, fsync, read_journal
+from loaders.beton.journal import read_journal
+from loaders.beton.pages import PartialFile
 
 __all__ = ["BetonWriter", "BetonWriteError", "SampleError"]
 
 
 class BetonWriteError(RuntimeError):
     """The writer failed (I/O error such as a full disk); the partial stays resumable."""
-
-
-def _pwrite(fd: int, data, offset: int) -> None:
-    view = memoryview(data).cast("B")
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view, offset = view[n:], offset + n
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class BetonWriter:
@@ -85,27 +71,23 @@ class BetonWriter:
         if self.num_samples < 1:
             raise ValueError(f"num_samples={num_samples}: must be >= 1")
         self.durable = durable
-        self._ptr_slots = [fmt.pointer_slot(f) for f in self.fields.values()]
-        self._mdtype = fmt.metadata_type(self.fields.values())
-        desc = fmt.field_descriptors(self.fields)
-        self._meta_start = fmt.HeaderType.itemsize + desc.nbytes
-        self._data_start = fmt.data_start(len(desc), self.num_samples, self._mdtype, page_size)
-        self._meta = np.zeros(self.num_samples, dtype=self._mdtype)
-        self._placed = np.zeros(self.num_samples, dtype=bool)
-        self._allocs: list[np.ndarray] = []
-        self._committed: set[int] = set()
+        self._file = PartialFile(self.path, self.num_samples, self.fields, self.page_size, durable)
+        self._mdtype = self._file.mdtype
         self._taken: set[int] = set()
-        self._pending_sids: list[int] = []
-        self._pending_allocs: list[tuple] = []
-        self._page = np.zeros(self.page_size, dtype=np.uint8)
-        self._page_index = self._cursor = self._written = 0
         self._sample_errors: list[str] = []
         self._fatal: BaseException | None = None
         self._closed = False
         if _resume is None:
-            self._create(desc, overwrite)
+            if not overwrite and os.path.exists(self.path):
+                raise FileExistsError(f"{self.path} exists; pass overwrite=True "
+                                      "(--overwrite) to replace it")
+            if not overwrite and BetonWriter.partial_exists(self.path):
+                raise FileExistsError(f"a resumable partial of {self.path} exists: continue it "
+                                      "with BetonWriter.resume(path), or pass overwrite=True")
+            self._file.create()
         else:
-            self._reopen(desc, *_resume)
+            self._file.reopen(*_resume)
+            self._taken = set(self._file.committed)
         self.num_workers = int(num_workers)
         self._pool = (concurrent.futures.ThreadPoolExecutor(self.num_workers, "beton-encode")
                       if self.num_workers > 0 else None)
@@ -116,59 +98,7 @@ class BetonWriter:
         self._thread = threading.Thread(target=self._placer, name="beton-placer", daemon=True)
         self._thread.start()
 
-    # ------------------------------------------------------------------ opening / resuming
-    def _journal_header(self, desc) -> dict:
-        return {"format": "synthclone-beton-journal", "version": 1, "path": self.path,
-                "num_samples": self.num_samples, "page_size": self.page_size,
-                "data_start": self._data_start, "descriptors": desc.tobytes().hex(),
-                "fields": [[n, fmt.field_spec(f)] for n, f in self.fields.items()]}
-
-    def _create(self, desc, overwrite: bool) -> None:
-        if not overwrite:
-            if os.path.exists(self.path):
-                raise FileExistsError(f"{self.path} exists; pass overwrite=True "
-                                      "(--overwrite) to replace it")
-            if BetonWriter.partial_exists(self.path):
-                raise FileExistsError(f"a resumable partial of {self.path} exists: continue it "
-                                      "with BetonWriter.resume(path), or pass overwrite=True")
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        self._fd = os.open(self.partial_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-        head = fmt.make_header(fmt.PARTIAL_VERSION, len(desc), self.page_size, self.num_samples, 0)
-        _pwrite(self._fd, head + desc.tobytes(), 0)
-        os.ftruncate(self._fd, self._data_start)
-        fsync(self._fd)
-        self._journal = Journal(self.journal_path, self._journal_header(desc), self.durable)
-        _fsync_dir(self.path)
-
-    def _reopen(self, desc, header, commits, valid_len) -> None:
-        if header["descriptors"] != desc.tobytes().hex() or header["data_start"] != self._data_start:
-            raise fmt.BetonFormatError(f"{self.journal_path} does not match {self.partial_path}")
-        data_end = self._data_start
-        for end, sids, recs, allocs in commits:
-            self._meta[sids] = recs
-            self._placed[sids] = True
-            self._allocs.append(np.array(allocs))
-            data_end = max(data_end, int(end))
-        self._committed = set(np.flatnonzero(self._placed).tolist())
-        self._taken = set(self._committed)
-        self._fd = os.open(self.partial_path, os.O_RDWR)
-        size = os.fstat(self._fd).st_size
-        if size < data_end:
-            os.close(self._fd)
-            raise fmt.BetonFormatError(f"{self.partial_path} is {size} bytes but its journal "
-                                       f"commits data up to {data_end}: cannot resume")
-        os.ftruncate(self._fd, max(data_end, self._data_start))
-        head = fmt.make_header(fmt.PARTIAL_VERSION, len(desc), self.page_size, self.num_samples, 0)
-        _pwrite(self._fd, head, 0)
-        self._page_index, self._cursor = divmod(data_end - self._data_start, self.page_size)
-        if self._cursor:
-            start = self._data_start + self._page_index * self.page_size
-            self._page[:self._cursor] = np.frombuffer(
-                os.pread(self._fd, self._cursor, start), dtype=np.uint8)
-        self._written = self._cursor
-        fsync(self._fd)
-        self._journal = Journal(self.journal_path, None, self.durable, truncate_to=valid_len)
-
+    # ------------------------------------------------------------------ resuming
     @staticmethod
     def partial_exists(path: str) -> bool:
         """True when a resumable partial (``path.partial`` + ``path.journal``) exists."""
@@ -196,7 +126,7 @@ class BetonWriter:
     @property
     def done_ids(self) -> set[int]:
         """Sample ids whose journal record is durable (what ``resume`` would keep)."""
-        return set(self._committed)
+        return set(self._file.committed)
 
     @property
     def appended_ids(self) -> set[int]:
@@ -260,7 +190,7 @@ class BetonWriter:
                 except Exception as exc:  # noqa: BLE001 - an encoding failure of this sample
                     raise SampleError(f"sample {sid}: encoding failed: {exc!r}") from exc
                 if self._fatal is None:
-                    self._place(sid, record, blobs)
+                    self._file.place(sid, record, blobs)
             except SampleError as exc:
                 self._taken.discard(sid)
                 self._sample_errors.append(str(exc))
@@ -272,56 +202,6 @@ class BetonWriter:
                 with self._cond:
                     self._done += 1
                     self._cond.notify_all()
-
-    def _place(self, sid: int, record: np.ndarray, blobs: list) -> None:
-        total = sum(len(b) for _, b in blobs)
-        if total > self.page_size:
-            raise SampleError(f"sample {sid}: its data ({total} bytes) exceeds the page size "
-                              f"({self.page_size}); raise page_size or lower max_resolution")
-        if self._cursor + total > self.page_size:
-            self._seal_page()
-        base = self._data_start + self._page_index * self.page_size
-        for i, blob in blobs:
-            n = len(blob)
-            ptr = base + self._cursor
-            self._page[self._cursor:self._cursor + n] = blob
-            slot = self._ptr_slots[i]
-            if slot == "":
-                record[f"f{i}"][0] = ptr
-            else:
-                record[f"f{i}"][slot][0] = ptr
-            self._pending_allocs.append((sid, ptr, n))
-            self._cursor += n
-        self._meta[sid] = record[0]
-        self._placed[sid] = True
-        self._pending_sids.append(sid)
-
-    def _write_page(self, upto: int) -> None:
-        base = self._data_start + self._page_index * self.page_size
-        if upto > self._written:
-            _pwrite(self._fd, self._page[self._written:upto], base + self._written)
-            self._written = upto
-
-    def _commit(self, data_end: int) -> None:
-        if not self._pending_sids:
-            return
-        if self.durable:
-            fsync(self._fd)
-        sids = np.array(self._pending_sids, dtype="<u8")
-        allocs = np.array(self._pending_allocs, dtype=fmt.ALLOC_TABLE_TYPE)
-        self._journal.commit(data_end, sids, self._meta[sids], allocs)
-        self._allocs.append(allocs)
-        self._committed.update(self._pending_sids)
-        self._pending_sids, self._pending_allocs = [], []
-
-    def _seal_page(self) -> None:
-        if self._cursor == 0:
-            return
-        self._write_page(self.page_size)
-        self._commit(self._data_start + (self._page_index + 1) * self.page_size)
-        self._page_index += 1
-        self._cursor = self._written = 0
-        self._page.fill(0)
 
     # ------------------------------------------------------------------ durability / finish
     def _drain(self) -> None:
@@ -348,8 +228,7 @@ class BetonWriter:
         self._drain()
         self._check_usable()
         try:
-            self._write_page(self._cursor)
-            self._commit(self._data_start + self._page_index * self.page_size + self._cursor)
+            self._file.flush()
         except Exception as exc:  # noqa: BLE001 - I/O failure: the writer is unusable now
             self._fatal = self._fatal or exc
             self._check_usable()
@@ -358,47 +237,20 @@ class BetonWriter:
     def close(self, shrink: bool = False) -> None:
         """Finalize atomically; ``path`` appears only now (see module doc for ``shrink``)."""
         self.flush()
-        have = np.flatnonzero(self._placed)
+        have = np.flatnonzero(self._file.placed)
         if len(have) < self.num_samples and not shrink:
-            missing = np.flatnonzero(~self._placed)
+            missing = np.flatnonzero(~self._file.placed)
             raise ValueError(f"{len(missing)} of {self.num_samples} samples were never appended "
                              f"(first: {missing[:5].tolist()}); append them, close(shrink=True) "
                              "to keep only appended ones, or abort() to resume later")
         if len(have) == 0:
             raise ValueError("no sample was appended; nothing to finalize (abort() instead)")
         try:
-            self._finalize(have)
+            self._file.finalize(have)
         except Exception as exc:  # noqa: BLE001 - the partial + journal stay resumable
             self._fatal = self._fatal or exc
             self._check_usable()
         self._shutdown()
-
-    def _finalize(self, have: np.ndarray) -> None:
-        self._seal_page()
-        allocs = (np.concatenate(self._allocs) if self._allocs
-                  else np.zeros(0, dtype=fmt.ALLOC_TABLE_TYPE))
-        meta = self._meta[have]
-        if len(have) < self.num_samples:
-            remap = np.full(self.num_samples, -1, dtype=np.int64)
-            remap[have] = np.arange(len(have))
-            allocs = allocs.copy()
-            allocs["sample_id"] = remap[allocs["sample_id"].astype(np.int64)]
-        allocs = allocs[np.argsort(allocs["ptr"], kind="stable")]
-        table_ptr = self._data_start + self._page_index * self.page_size
-        _pwrite(self._fd, meta.tobytes(), self._meta_start)
-        _pwrite(self._fd, allocs.tobytes(), table_ptr)
-        os.ftruncate(self._fd, table_ptr + allocs.nbytes)
-        head = fmt.make_header(fmt.FORMAT_VERSION, len(self.fields), self.page_size,
-                               len(have), table_ptr)
-        _pwrite(self._fd, head, 0)
-        fsync(self._fd)
-        os.close(self._fd)
-        self._fd = -1
-        os.replace(self.partial_path, self.path)
-        _fsync_dir(self.path)
-        self._journal.close()
-        os.unlink(self.journal_path)
-        _fsync_dir(self.path)
 
     def abort(self) -> None:
         """Stop and leave a resumable partial (committing what can be committed)."""
@@ -417,10 +269,7 @@ class BetonWriter:
         self._thread.join()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        self._journal.close()
+        self._file.close()
 
     def __enter__(self) -> "BetonWriter":
         return self

@@ -13,7 +13,7 @@ import signal
 import sys
 
 import loaders.beton.journal as journal_mod
-import loaders.beton.writer as writer_mod
+import loaders.beton.pages as pages_mod
 from loaders.beton import BetonWriter
 from tests.loaders.test_beton_crash import FLUSH_EVERY, append_order, crash_fields, crash_values
 
@@ -34,7 +34,7 @@ def main(path, n, mode, k):
                 die()
             real(fd)
 
-        journal_mod.fsync = writer_mod.fsync = fsync
+        journal_mod.fsync = pages_mod.fsync = fsync
     elif mode in ("replace", "unlink"):
         real = getattr(os, mode)
 
@@ -46,7 +46,7 @@ def main(path, n, mode, k):
                 die()
             return real(src, *args, **kwargs)
 
-        setattr(writer_mod.os, mode, hook)
+        setattr(pages_mod.os, mode, hook)
     w = BetonWriter(path, n, crash_fields(), num_workers=2, page_size=1 << 21)
     for j, i in enumerate(append_order(n)):
         w.append(i, crash_values(i))

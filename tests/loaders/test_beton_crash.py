@@ -91,7 +91,8 @@ def assert_same(a, b):
         for i in range(N):
             x, y = ra.read(i), rb.read(i)
             for k in x:
-                np.testing.assert_array_equal(np.asarray(x[k]), np.asarray(y[k]), err_msg=f"{k}@{i}")
+                np.testing.assert_array_equal(np.asarray(x[k]), np.asarray(y[k]),
+                                              err_msg=f"{k}@{i}")
 
 
 @pytest.mark.parametrize("mode,k", [("appends", 3), ("appends", 30), ("fsync", 2), ("fsync", 9),

@@ -75,7 +75,8 @@ def test_bit_flips_raise_cleanly_or_read(tmp_path, good_file):
 def test_garbage_and_partial_files(tmp_path):
     rng = np.random.default_rng(2)
     for n in (10, 24, 5000):
-        assert outcome(tmp_path, rng.integers(0, 256, n, dtype=np.uint8).tobytes(), "junk") == "error"
+        junk = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        assert outcome(tmp_path, junk, "junk") == "error"
     w = BetonWriter(tmp_path / "p.beton", 2, {"label": IntField()}, num_workers=0, page_size=PAGE)
     w.append(0, {"label": 1})
     w.abort()

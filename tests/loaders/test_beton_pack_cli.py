@@ -1,7 +1,6 @@
 """pack (ImageFolder / list file, passthrough, on-error), and the pack/merge/inspect CLI."""
 import json
 
-import numpy as np
 import PIL.Image
 import pytest
 from ffcv.fields.rgb_image import encode_jpeg, resizer
@@ -91,12 +90,14 @@ def test_cli_pack_inspect_merge(tmp_path, folder, capsys):
     assert pack_main([str(folder), str(out), "--max-resolution", "64", "--on-error", "skip",
                       "--quiet"]) == 0
     err = capsys.readouterr().err  # this run resumed the partial the failed one left
-    assert "skipped 1 unreadable" in err and "bad.jpg" in (tmp_path / "real.beton.skipped.txt").read_text()
+    assert "skipped 1 unreadable" in err
+    assert "bad.jpg" in (tmp_path / "real.beton.skipped.txt").read_text()
     assert pack_main([str(folder), str(out), "--quiet"]) == 1  # exists, no --overwrite
     assert "--overwrite" in capsys.readouterr().err
 
     grid = tmp_path / "grid.png"
-    assert inspect_main([str(out), "--json", "--verify", "--grid", str(grid), "--per-class", "3"]) == 0
+    assert inspect_main([str(out), "--json", "--verify", "--grid", str(grid),
+                         "--per-class", "3"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["num_samples"] == 4 and s["classes"] == {"0": 2, "281": 2}
     assert s["domains"] == {"real": 4} and s["write_modes"] == {"jpg": 4, "raw": 0}

@@ -45,7 +45,8 @@ def _assert_variable_fields(batches, order):
     for b in batches:
         for row_blob, row_meta in zip(b["blob"], b["meta"]):
             v = sample_values(int(order[i]))
-            for row, want in ((row_blob, stored_bytes(v["blob"])), (row_meta, stored_bytes(v["meta"]))):
+            pairs = ((row_blob, stored_bytes(v["blob"])), (row_meta, stored_bytes(v["meta"])))
+            for row, want in pairs:
                 np.testing.assert_array_equal(row[:len(want)], want)
             i += 1
     assert i == N

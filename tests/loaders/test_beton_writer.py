@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from ffcv.fields import BytesField, IntField, NDArrayField, RGBImageField
 
-import loaders.beton.writer as writer_mod
+import loaders.beton.pages as pages_mod
 from loaders.beton import (BetonFormatError, BetonReader, BetonWriteError, BetonWriter,
                            SampleError)
 from tests.loaders.beton_data import PAGE, make_image
@@ -38,7 +38,8 @@ def assert_same_content(a, b):
             x, y = ra.read(i), rb.read(i)
             assert x.keys() == y.keys()
             for k in x:
-                np.testing.assert_array_equal(np.asarray(x[k]), np.asarray(y[k]), err_msg=f"{k}@{i}")
+                np.testing.assert_array_equal(np.asarray(x[k]), np.asarray(y[k]),
+                                              err_msg=f"{k}@{i}")
 
 
 def test_bad_input_is_named(tmp_path):
@@ -71,7 +72,8 @@ def test_bad_input_is_named(tmp_path):
 def test_array_shape_and_oversized_sample(tmp_path):
     f = {"a": NDArrayField(np.dtype("int16"), (2, 3)), "image": RGBImageField(write_mode="raw")}
     w = BetonWriter(tmp_path / "a.beton", 3, f, num_workers=2, page_size=PAGE)
-    with pytest.raises(SampleError, match=r"sample 0, field 'a'.*int16 \(2, 3\), got int16 \(3, 2\)"):
+    with pytest.raises(SampleError,
+                       match=r"sample 0, field 'a'.*int16 \(2, 3\), got int16 \(3, 2\)"):
         w.append(0, {"a": np.zeros((3, 2), np.int16), "image": make_image(0)})
     huge = np.zeros((1024, 1024, 3), np.uint8)  # 3 MiB raw > 2 MiB page
     w.append(0, {"a": np.ones((2, 3), np.int16), "image": huge})
@@ -137,7 +139,8 @@ def test_shrink_writes_appended_samples_densely(tmp_path):
     with BetonReader(p) as r:
         assert len(r) == 3
         assert [r.read(j)["sample_id"] for j in range(3)] == [101, 104, 107]
-        np.testing.assert_array_equal(r.read(2)["image"], BetonReader(reference(tmp_path, 8)).read(7)["image"])
+        with BetonReader(reference(tmp_path, 8)) as ref:
+            np.testing.assert_array_equal(r.read(2)["image"], ref.read(7)["image"])
         r.verify(decode=True)
 
 
@@ -145,7 +148,7 @@ def test_disk_full_leaves_resumable_partial(tmp_path, monkeypatch):
     p, n = tmp_path / "full.beton", 40
     big = {"image": RGBImageField(write_mode="raw"), "label": IntField()}
     calls = {"n": 0}
-    real = writer_mod._pwrite
+    real = pages_mod._pwrite
 
     def pwrite(fd, data, offset):
         calls["n"] += 1
@@ -153,7 +156,7 @@ def test_disk_full_leaves_resumable_partial(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd, data, offset)
 
-    monkeypatch.setattr(writer_mod, "_pwrite", pwrite)
+    monkeypatch.setattr(pages_mod, "_pwrite", pwrite)
     img = lambda i: np.full((300, 400, 3), i, np.uint8)  # 360 KB: 5 per 2 MiB page  # noqa: E731
     w = BetonWriter(p, n, big, num_workers=2, page_size=PAGE)
     with pytest.raises(BetonWriteError, match="No space left"):
@@ -166,7 +169,7 @@ def test_disk_full_leaves_resumable_partial(tmp_path, monkeypatch):
         w.close()
     w.abort()
     assert not p.exists() and BetonWriter.partial_exists(p)
-    monkeypatch.setattr(writer_mod, "_pwrite", real)
+    monkeypatch.setattr(pages_mod, "_pwrite", real)
     w = BetonWriter.resume(p, num_workers=2)
     done = w.done_ids
     assert 0 < len(done) < n

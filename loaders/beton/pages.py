@@ -1,0 +1,199 @@
+"""The partial file and its journal: page placement, commits (durability points), finalize.
+
+Only the writer's placer thread (or the producer, once the placer is idle) touches a
+``PartialFile``; it is not thread-safe on its own. See ``writer.py`` for the durability points.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from loaders.beton import format as fmt
+from loaders.beton.encode import SampleError
+from loaders.beton.journal import Journal, fsync
+
+__all__ = ["PartialFile"]
+
+
+def _pwrite(fd: int, data, offset: int) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class PartialFile:
+    """``<path>.partial`` + ``<path>.journal`` of a .beton being written."""
+
+    def __init__(self, path: str, num_samples: int, fields: dict, page_size: int, durable: bool):
+        self.path, self.durable = path, durable
+        self.partial_path, self.journal_path = path + ".partial", path + ".journal"
+        self.num_samples, self.page_size = num_samples, page_size
+        self.fields = fields
+        self.ptr_slots = [fmt.pointer_slot(f) for f in fields.values()]
+        self.mdtype = fmt.metadata_type(fields.values())
+        self.desc = fmt.field_descriptors(fields)
+        self.meta_start = fmt.HeaderType.itemsize + self.desc.nbytes
+        self.data_start = fmt.data_start(len(self.desc), num_samples, self.mdtype, page_size)
+        self.meta = np.zeros(num_samples, dtype=self.mdtype)
+        self.placed = np.zeros(num_samples, dtype=bool)
+        self.committed: set[int] = set()
+        self._allocs: list[np.ndarray] = []
+        self._pending_sids: list[int] = []
+        self._pending_allocs: list[tuple] = []
+        self._page = np.zeros(page_size, dtype=np.uint8)
+        self._page_index = self._cursor = self._written = 0
+        self.fd = -1
+        self.journal: Journal | None = None
+
+    def _header(self) -> bytes:
+        return fmt.make_header(fmt.PARTIAL_VERSION, len(self.desc), self.page_size,
+                               self.num_samples, 0)
+
+    def journal_header(self) -> dict:
+        return {"format": "synthclone-beton-journal", "version": 1, "path": self.path,
+                "num_samples": self.num_samples, "page_size": self.page_size,
+                "data_start": self.data_start, "descriptors": self.desc.tobytes().hex(),
+                "fields": [[n, fmt.field_spec(f)] for n, f in self.fields.items()]}
+
+    # ------------------------------------------------------------------ open
+    def create(self) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self.fd = os.open(self.partial_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        _pwrite(self.fd, self._header() + self.desc.tobytes(), 0)
+        os.ftruncate(self.fd, self.data_start)
+        fsync(self.fd)
+        self.journal = Journal(self.journal_path, self.journal_header(), self.durable)
+        _fsync_dir(self.path)
+
+    def reopen(self, header: dict, commits: list, valid_len: int) -> None:
+        """Load committed samples from the journal; drop partial-file bytes past the last one."""
+        if header["descriptors"] != self.desc.tobytes().hex() \
+                or header["data_start"] != self.data_start:
+            raise fmt.BetonFormatError(f"{self.journal_path} does not match {self.partial_path}")
+        data_end = self.data_start
+        for end, sids, recs, allocs in commits:
+            self.meta[sids] = recs
+            self.placed[sids] = True
+            self._allocs.append(np.array(allocs))
+            data_end = max(data_end, int(end))
+        self.committed = set(np.flatnonzero(self.placed).tolist())
+        self.fd = os.open(self.partial_path, os.O_RDWR)
+        size = os.fstat(self.fd).st_size
+        if size < data_end:
+            os.close(self.fd)
+            raise fmt.BetonFormatError(f"{self.partial_path} is {size} bytes but its journal "
+                                       f"commits data up to {data_end}: cannot resume")
+        os.ftruncate(self.fd, data_end)
+        _pwrite(self.fd, self._header(), 0)  # a crash inside finalize may have left version 2
+        self._page_index, self._cursor = divmod(data_end - self.data_start, self.page_size)
+        if self._cursor:
+            start = self.data_start + self._page_index * self.page_size
+            self._page[:self._cursor] = np.frombuffer(
+                os.pread(self.fd, self._cursor, start), dtype=np.uint8)
+        self._written = self._cursor
+        fsync(self.fd)
+        self.journal = Journal(self.journal_path, None, self.durable, truncate_to=valid_len)
+
+    # ------------------------------------------------------------------ placement
+    def place(self, sid: int, record: np.ndarray, blobs: list) -> None:
+        """Copy one encoded sample into the current page (sealing it first if it is full)."""
+        total = sum(len(b) for _, b in blobs)
+        if total > self.page_size:
+            raise SampleError(f"sample {sid}: its data ({total} bytes) exceeds the page size "
+                              f"({self.page_size}); raise page_size or lower max_resolution")
+        if self._cursor + total > self.page_size:
+            self.seal_page()
+        base = self.data_start + self._page_index * self.page_size
+        for i, blob in blobs:
+            n = len(blob)
+            ptr = base + self._cursor
+            self._page[self._cursor:self._cursor + n] = blob
+            slot = self.ptr_slots[i]
+            if slot == "":
+                record[f"f{i}"][0] = ptr
+            else:
+                record[f"f{i}"][slot][0] = ptr
+            self._pending_allocs.append((sid, ptr, n))
+            self._cursor += n
+        self.meta[sid] = record[0]
+        self.placed[sid] = True
+        self._pending_sids.append(sid)
+
+    def _write_page(self, upto: int) -> None:
+        base = self.data_start + self._page_index * self.page_size
+        if upto > self._written:
+            _pwrite(self.fd, self._page[self._written:upto], base + self._written)
+            self._written = upto
+
+    def _commit(self, data_end: int) -> None:
+        if not self._pending_sids:
+            return
+        if self.durable:
+            fsync(self.fd)
+        sids = np.array(self._pending_sids, dtype="<u8")
+        allocs = np.array(self._pending_allocs, dtype=fmt.ALLOC_TABLE_TYPE)
+        self.journal.commit(data_end, sids, self.meta[sids], allocs)
+        self._allocs.append(allocs)
+        self.committed.update(self._pending_sids)
+        self._pending_sids, self._pending_allocs = [], []
+
+    def seal_page(self) -> None:
+        """Durability point 1: write the whole page (zero-padded), fsync, journal its samples."""
+        if self._cursor == 0:
+            return
+        self._write_page(self.page_size)
+        self._commit(self.data_start + (self._page_index + 1) * self.page_size)
+        self._page_index += 1
+        self._cursor = self._written = 0
+        self._page.fill(0)
+
+    def flush(self) -> None:
+        """Durability point 2: write the current page so far, fsync, journal its new samples."""
+        self._write_page(self._cursor)
+        self._commit(self.data_start + self._page_index * self.page_size + self._cursor)
+
+    # ------------------------------------------------------------------ finish
+    def finalize(self, have: np.ndarray) -> None:
+        """Metadata, allocation table, header (version 2), fsync, rename, drop the journal."""
+        self.seal_page()
+        allocs = (np.concatenate(self._allocs) if self._allocs
+                  else np.zeros(0, dtype=fmt.ALLOC_TABLE_TYPE))
+        meta = self.meta[have]
+        if len(have) < self.num_samples:  # shrink: dense renumbering in sample-id order
+            remap = np.full(self.num_samples, -1, dtype=np.int64)
+            remap[have] = np.arange(len(have))
+            allocs = allocs.copy()
+            allocs["sample_id"] = remap[allocs["sample_id"].astype(np.int64)]
+        allocs = allocs[np.argsort(allocs["ptr"], kind="stable")]
+        table_ptr = self.data_start + self._page_index * self.page_size
+        _pwrite(self.fd, meta.tobytes(), self.meta_start)
+        _pwrite(self.fd, allocs.tobytes(), table_ptr)
+        os.ftruncate(self.fd, table_ptr + allocs.nbytes)
+        _pwrite(self.fd, fmt.make_header(fmt.FORMAT_VERSION, len(self.desc), self.page_size,
+                                         len(have), table_ptr), 0)
+        fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        os.replace(self.partial_path, self.path)
+        _fsync_dir(self.path)
+        self.journal.close()
+        os.unlink(self.journal_path)
+        _fsync_dir(self.path)
+
+    def close(self) -> None:
+        """Release the file handles (the partial and journal stay on disk)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.journal is not None:
+            self.journal.close()

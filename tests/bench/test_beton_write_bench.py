@@ -1,0 +1,15 @@
+"""The beton_write benchmark runs end to end on a tiny workload and reports its figures."""
+import math
+
+from bench import beton_write
+
+
+def test_beton_write_bench_tiny():
+    res = beton_write.main(["--images", "12", "--pack-images", "6", "--repeat", "1"])
+    for key in ("write_img_per_s", "ffcv_img_per_s", "encode_limit_img_per_s",
+                "pack_resize_img_per_s", "pack_passthrough_img_per_s"):
+        assert res[key] > 0 and math.isfinite(res[key]), key
+    assert math.isclose(res["ratio_vs_ffcv"], res["write_img_per_s"] / res["ffcv_img_per_s"])
+    assert math.isclose(res["ratio_vs_encode_limit"],
+                        res["write_img_per_s"] / res["encode_limit_img_per_s"])
+    assert res["write_images"] == 12
