@@ -1,8 +1,9 @@
 """Turn one sample's Python values into a metadata record plus data blobs, as FFCV would.
 
 ``check_sample`` runs in the producer (cheap checks, errors name the sample); ``encode_sample``
-runs on the writer's pool: it calls each FFCV field's own ``encode`` with a recording ``malloc``,
-so resize, JPEG quality, smart/proportion modes are FFCV's code, not a copy of it.
+runs on the writer's pool: it calls each FFCV field's own ``encode`` with a recording ``malloc``
+(images go through FFCV's own ``resizer``/``encode_jpeg`` in the same order as its ``encode``),
+so the stored bytes are what FFCV's ``DatasetWriter`` stores.
 Pointers in the record are left at 0; the writer patches them when it places the blobs.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numbers
 import numpy as np
 from ffcv.fields import (BytesField, FloatField, IntField, JSONField, NDArrayField,
                          RGBImageField, TorchTensorField)
+from ffcv.fields.rgb_image import encode_jpeg, resizer
 
 from loaders.beton.format import IMAGE_MODE_JPG, IMAGE_MODE_RAW, EncodedImage
 
@@ -72,6 +74,27 @@ def check_sample(sample_id: int, values: dict, fields: dict) -> None:
                                   f"{tuple(field.shape)}, got {arr.dtype} {arr.shape}")
 
 
+def _encode_rgb(field: RGBImageField, dest, image: np.ndarray) -> np.ndarray:
+    """``RGBImageField.encode`` step for step (FFCV's ``resizer`` and ``encode_jpeg``, the same
+    smart/proportion decisions) without its per-call numba dict lookup; the round-trip tests
+    check the bytes against FFCV's own writer."""
+    image = resizer(image, field.max_resolution)
+    mode, as_jpg = field.write_mode, None
+    if mode == "smart":
+        as_jpg = encode_jpeg(image, field.jpeg_quality)
+        mode = "jpg" if field.smart_threshold is not None and \
+            image.nbytes > field.smart_threshold else "raw"
+    elif mode == "proportion":
+        mode = "jpg" if np.random.rand() < field.proportion else "raw"
+    if mode not in ("jpg", "raw"):
+        raise ValueError(f"unsupported write mode {field.write_mode!r}")
+    dest["mode"] = IMAGE_MODE_JPG if mode == "jpg" else IMAGE_MODE_RAW
+    dest["height"], dest["width"] = image.shape[:2]
+    if mode == "jpg":
+        return as_jpg if as_jpg is not None else encode_jpeg(image, field.jpeg_quality)
+    return np.ascontiguousarray(image).reshape(-1)
+
+
 def encode_sample(values: dict, fields: dict, mdtype: np.dtype):
     """-> (record: 1-element structured array, blobs: [(field_index, np.uint8 array)])."""
     record = np.zeros(1, dtype=mdtype)
@@ -84,8 +107,9 @@ def encode_sample(values: dict, fields: dict, mdtype: np.dtype):
             dest["height"], dest["width"] = v.height, v.width
             blobs.append((i, np.frombuffer(v.data, dtype=np.uint8)))
             continue
-        if isinstance(field, RGBImageField) and not isinstance(v, np.ndarray):
-            v = np.asarray(v)
+        if isinstance(field, RGBImageField):
+            blobs.append((i, _encode_rgb(field, dest, np.asarray(v))))
+            continue
         if isinstance(field, BytesField) and not isinstance(field, JSONField) \
                 and not isinstance(v, np.ndarray):
             v = np.frombuffer(bytes(v), dtype=np.uint8)

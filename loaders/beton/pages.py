@@ -6,6 +6,8 @@ Only the writer's placer thread (or the producer, once the placer is idle) touch
 from __future__ import annotations
 
 import os
+import queue
+import threading
 
 import numpy as np
 
@@ -47,6 +49,8 @@ class PartialFile:
         self.meta = np.zeros(num_samples, dtype=self.mdtype)
         self.placed = np.zeros(num_samples, dtype=bool)
         self.committed: set[int] = set()
+        self.lock = threading.Lock()
+        """Guards ``committed`` (updated by the placer thread, read by the producer)."""
         self._allocs: list[np.ndarray] = []
         self._pending_sids: list[int] = []
         self._pending_allocs: list[tuple] = []
@@ -54,6 +58,12 @@ class PartialFile:
         self._page_index = self._cursor = self._written = 0
         self.fd = -1
         self.journal: Journal | None = None
+        self.error: BaseException | None = None
+        """First I/O error of the syncer thread (the writer turns it into BetonWriteError)."""
+        self._sync_queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._sync_cond = threading.Condition()
+        self._sync_pending = 0
+        self._sync_thread: threading.Thread | None = None
 
     def _header(self) -> bytes:
         return fmt.make_header(fmt.PARTIAL_VERSION, len(self.desc), self.page_size,
@@ -74,6 +84,7 @@ class PartialFile:
         fsync(self.fd)
         self.journal = Journal(self.journal_path, self.journal_header(), self.durable)
         _fsync_dir(self.path)
+        self._start_syncer()
 
     def reopen(self, header: dict, commits: list, valid_len: int) -> None:
         """Load committed samples from the journal; drop partial-file bytes past the last one."""
@@ -103,6 +114,7 @@ class PartialFile:
         self._written = self._cursor
         fsync(self.fd)
         self.journal = Journal(self.journal_path, None, self.durable, truncate_to=valid_len)
+        self._start_syncer()
 
     # ------------------------------------------------------------------ placement
     def place(self, sid: int, record: np.ndarray, blobs: list) -> None:
@@ -136,19 +148,58 @@ class PartialFile:
             self._written = upto
 
     def _commit(self, data_end: int) -> None:
+        """Hand the samples placed since the last commit to the syncer (or journal them now
+        when not durable). Their bytes up to ``data_end`` are already written."""
         if not self._pending_sids:
             return
-        if self.durable:
-            fsync(self.fd)
         sids = np.array(self._pending_sids, dtype="<u8")
         allocs = np.array(self._pending_allocs, dtype=fmt.ALLOC_TABLE_TYPE)
-        self.journal.commit(data_end, sids, self.meta[sids], allocs)
         self._allocs.append(allocs)
-        self.committed.update(self._pending_sids)
         self._pending_sids, self._pending_allocs = [], []
+        if not self.durable:
+            self._journal_commit(data_end, sids, self.meta[sids], allocs)
+            return
+        with self._sync_cond:
+            self._sync_pending += 1
+        self._sync_queue.put((data_end, sids, self.meta[sids], allocs))
+
+    def _journal_commit(self, data_end, sids, records, allocs) -> None:
+        self.journal.commit(data_end, sids, records, allocs)
+        with self.lock:
+            self.committed.update(sids.tolist())
+
+    def _syncer(self) -> None:
+        """fsync the data, then append + fsync the journal record: off the placer's path, so
+        encoding and placement go on while the disk catches up."""
+        while True:
+            item = self._sync_queue.get()
+            if item is None:
+                return
+            try:
+                if self.error is None:
+                    fsync(self.fd)
+                    self._journal_commit(*item)
+            except BaseException as exc:  # noqa: BLE001 - reported to the producer by the writer
+                self.error = self.error or exc
+            finally:
+                with self._sync_cond:
+                    self._sync_pending -= 1
+                    self._sync_cond.notify_all()
+
+    def wait_synced(self) -> None:
+        """Block until every commit handed to the syncer is durable (or raise its error)."""
+        with self._sync_cond:
+            self._sync_cond.wait_for(lambda: self._sync_pending == 0)
+        if self.error is not None:
+            raise self.error
+
+    def _start_syncer(self) -> None:
+        self._sync_thread = threading.Thread(target=self._syncer, name="beton-sync", daemon=True)
+        self._sync_thread.start()
 
     def seal_page(self) -> None:
-        """Durability point 1: write the whole page (zero-padded), fsync, journal its samples."""
+        """Durability point 1: write the whole page (zero-padded); the syncer then fsyncs it and
+        journals its samples (asynchronously: ``wait_synced`` waits for it)."""
         if self._cursor == 0:
             return
         self._write_page(self.page_size)
@@ -158,14 +209,17 @@ class PartialFile:
         self._page.fill(0)
 
     def flush(self) -> None:
-        """Durability point 2: write the current page so far, fsync, journal its new samples."""
+        """Durability point 2: write the current page so far, fsync, journal its new samples;
+        returns once they (and every earlier commit) are durable."""
         self._write_page(self._cursor)
         self._commit(self.data_start + self._page_index * self.page_size + self._cursor)
+        self.wait_synced()
 
     # ------------------------------------------------------------------ finish
     def finalize(self, have: np.ndarray) -> None:
         """Metadata, allocation table, header (version 2), fsync, rename, drop the journal."""
         self.seal_page()
+        self.wait_synced()
         allocs = (np.concatenate(self._allocs) if self._allocs
                   else np.zeros(0, dtype=fmt.ALLOC_TABLE_TYPE))
         meta = self.meta[have]
@@ -191,7 +245,11 @@ class PartialFile:
         _fsync_dir(self.path)
 
     def close(self) -> None:
-        """Release the file handles (the partial and journal stay on disk)."""
+        """Stop the syncer and release the file handles (partial and journal stay on disk)."""
+        if self._sync_thread is not None:
+            self._sync_queue.put(None)
+            self._sync_thread.join()
+            self._sync_thread = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

@@ -19,9 +19,11 @@ placer thread copies finished samples, in completion order, into the current pag
 pages in file order. A sample's bytes all lie in one page, as FFCV requires.
 
 Durability points (with ``durable=True``, the default):
-  1. a page is sealed (the next sample does not fit): the page is written, the partial file is
-     fsynced, then a journal record for every sample on it is appended and the journal fsynced;
-  2. ``flush()``: the same for the samples placed so far in the current, unfinished page;
+  1. a page is sealed (the next sample does not fit): the page is written; a syncer thread
+     then fsyncs the partial file, appends a journal record for every sample on the page and
+     fsyncs the journal (in the background: encoding and placement go on meanwhile);
+  2. ``flush()``: the same for the samples placed so far in the current, unfinished page, and
+     it returns only when every commit so far is durable;
   3. ``close()``: all samples are committed as in 2 before finalizing, then the finished file
      is fsynced before the rename and the directory after it.
 A sample counts as written (``done_ids``) once its journal record is durable. A writer killed
@@ -74,6 +76,7 @@ class BetonWriter:
         self._file = PartialFile(self.path, self.num_samples, self.fields, self.page_size, durable)
         self._mdtype = self._file.mdtype
         self._taken: set[int] = set()
+        self._taken_lock = threading.Lock()
         self._sample_errors: list[str] = []
         self._fatal: BaseException | None = None
         self._closed = False
@@ -126,12 +129,14 @@ class BetonWriter:
     @property
     def done_ids(self) -> set[int]:
         """Sample ids whose journal record is durable (what ``resume`` would keep)."""
-        return set(self._file.committed)
+        with self._file.lock:
+            return set(self._file.committed)
 
     @property
     def appended_ids(self) -> set[int]:
         """Sample ids accepted by ``append`` so far (durable or not)."""
-        return set(self._taken)
+        with self._taken_lock:
+            return set(self._taken)
 
     def append(self, sample_id: int, values: dict) -> None:
         """Queue one sample for encoding; returns once it is accepted (not yet durable)."""
@@ -139,14 +144,16 @@ class BetonWriter:
         self._raise_sample_errors()
         sid = self._check_id(sample_id)
         check_sample(sid, values, self.fields)
-        self._taken.add(sid)
+        with self._taken_lock:
+            self._taken.add(sid)
         self._submit(sid, lambda: encode_sample(values, self.fields, self._mdtype))
 
     def _append_encoded(self, sample_id: int, record: np.ndarray, blobs: list) -> None:
         """Place an already-encoded sample (merge): ``record`` 1-element, pointers ignored."""
         self._check_usable()
         sid = self._check_id(sample_id)
-        self._taken.add(sid)
+        with self._taken_lock:
+            self._taken.add(sid)
         self._submit(sid, lambda: (record, blobs), inline=True)
 
     def _check_id(self, sample_id) -> int:
@@ -192,10 +199,12 @@ class BetonWriter:
                 if self._fatal is None:
                     self._file.place(sid, record, blobs)
             except SampleError as exc:
-                self._taken.discard(sid)
+                with self._taken_lock:
+                    self._taken.discard(sid)
                 self._sample_errors.append(str(exc))
             except BaseException as exc:  # noqa: BLE001 - I/O failure: stop writing, keep partial
-                self._taken.discard(sid)
+                with self._taken_lock:
+                    self._taken.discard(sid)
                 self._fatal = self._fatal or exc
             finally:
                 self._slots.release()
@@ -211,6 +220,8 @@ class BetonWriter:
     def _check_usable(self) -> None:
         if self._closed:
             raise ValueError(f"writer for {self.path} is closed")
+        if self._fatal is None and self._file.error is not None:
+            self._fatal = self._file.error
         if self._fatal is not None:
             raise BetonWriteError(f"writing {self.path} failed ({self._fatal!r}); the partial "
                                   f"file keeps every committed sample: abort(), then "
