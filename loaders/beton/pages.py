@@ -218,8 +218,10 @@ class PartialFile:
     # ------------------------------------------------------------------ finish
     def finalize(self, have: np.ndarray) -> None:
         """Metadata, allocation table, header (version 2), fsync, rename, drop the journal."""
-        self.seal_page()
-        self.wait_synced()
+        self.flush()
+        # the table starts at the next page boundary, as in FFCV's files; the unused tail of
+        # the last page is left as a hole (reads as zeros) instead of written zeros
+        last = self._page_index + (1 if self._cursor else 0)
         allocs = (np.concatenate(self._allocs) if self._allocs
                   else np.zeros(0, dtype=fmt.ALLOC_TABLE_TYPE))
         meta = self.meta[have]
@@ -229,7 +231,7 @@ class PartialFile:
             allocs = allocs.copy()
             allocs["sample_id"] = remap[allocs["sample_id"].astype(np.int64)]
         allocs = allocs[np.argsort(allocs["ptr"], kind="stable")]
-        table_ptr = self.data_start + self._page_index * self.page_size
+        table_ptr = self.data_start + last * self.page_size
         _pwrite(self.fd, meta.tobytes(), self.meta_start)
         _pwrite(self.fd, allocs.tobytes(), table_ptr)
         os.ftruncate(self.fd, table_ptr + allocs.nbytes)
