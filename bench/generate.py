@@ -5,7 +5,7 @@ naive: diffusers ``StableDiffusionPipeline.__call__`` on batches of prompts (sam
 default settings: its own scheduler, attention and memory format; per-row generators so both
 paths draw the same noise), PIL-saved JPEG files, then FFCV's ``DatasetWriter`` over that folder.
 ours: ``engine.generate.runner.generate`` with its defaults (embedding cache, batched CFG,
-channels_last, pipelined tail, streaming .beton writer).  unet-only: our denoising loops alone
+dtype auto = bf16 on CPUs with native bf16, pipelined tail, streaming .beton writer).  unet-only: our denoising loops alone
 (no text encoder, no decode, no writing): the ceiling the pipeline is measured against.
 Both paths get the already-built model (building it is not timed) and one warm-up batch.
 """
@@ -84,7 +84,9 @@ def run_unet_only(pipe, rows, cfg) -> float:
     from engine.generate.batching import group_batches
     from engine.generate.sampling import Sampler
 
-    sampler = Sampler(pipe, "cpu", None, cfg.cfg_batched, cfg.embed_cache, cfg.channels_last)
+    applied = pipe._synthclone_prepared[1]           # what generate() set up on this pipe
+    sampler = Sampler(pipe, applied["device"], None, cfg.cfg_batched, cfg.embed_cache,
+                      applied["channels_last"])
     batches = group_batches(rows, cfg.batch_size)
     sampler.denoise(batches[0])                         # fills the embedding cache
     sampler.times["unet"] = 0.0
@@ -153,5 +155,5 @@ def main(argv=None) -> dict:
         "pipeline_vs_unet_only": round(ips["ours"] / ips["unet_only"], 3),
         "stage_split": split, "stage_seconds": summary["stage_seconds"],
         "embedding_cache": summary["embedding_cache"], "quick": args.quick,
-        "compile": args.compile, "rounds": rounds,
+        "compile": args.compile, "rounds": rounds, "ours_applied": pipe._synthclone_prepared[1],
     }

@@ -22,7 +22,8 @@ class GenerateConfig:
     device: str = "auto"
     """auto (CUDA when available, else CPU) | cpu | cuda | cuda:N."""
     dtype: str = "auto"
-    """auto (fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16 (half types need CUDA)."""
+    """auto (fp16 on CUDA; bf16 on CPUs with native bf16, AVX512-BF16/AMX; else fp32) | fp32 |
+    fp16 (CUDA) | bf16. Half-precision VAE output with NaN is re-decoded in fp32."""
     threads: int | None = None
     """CPU intra-op threads (torch.set_num_threads); None keeps torch's default. On a shared
     CPU, 1 thread can be much faster than spinning OpenMP threads that fight other processes."""
@@ -40,8 +41,9 @@ class GenerateConfig:
     compile_mode: str = "default"
     """torch.compile mode: default (CPU, and GPU with varying batch sizes) or max-autotune-no-
     cudagraphs / reduce-overhead (GPU, fixed batch size: CUDA graphs)."""
-    channels_last: bool = True
-    """channels_last memory format for the UNet and VAE (faster convolutions on CPU and GPU)."""
+    channels_last: bool | None = None
+    """channels_last memory format for the UNet and VAE; None = auto (CUDA only: on our CPU it
+    measured slightly slower)."""
     attention: str = "auto"
     """Attention backend: auto | sdpa | xformers (CUDA + xformers) | math (reference)."""
     fuse_qkv: bool = False

@@ -88,8 +88,8 @@ def generate(plan, out: str, cfg: GenerateConfig, shard=(0, 1), overwrite: bool 
         from engine.generate.images import RealImages
 
         loader = RealImages(cfg.real)
-    sampler = Sampler(pipe, device, dtype, cfg.cfg_batched, cfg.embed_cache, cfg.channels_last,
-                      image_loader=loader)
+    sampler = Sampler(pipe, device, dtype, cfg.cfg_batched, cfg.embed_cache,
+                      applied["channels_last"], image_loader=loader)
     clip = None
     if cfg.clip_filter:
         from engine.generate.guards import ClipFilter, ClipFilterConfig

@@ -23,7 +23,7 @@ class Sampler:
 
         self.pipe = pipe
         self.device = torch.device(device)
-        self.dtype = dtype or torch.float32
+        self.dtype = dtype or pipe.unet.dtype
         self.cfg_batched = cfg_batched
         self.unet = pipe.unet
         self.vae = pipe.vae
@@ -96,8 +96,8 @@ class Sampler:
 
     def _unet(self, x, t, emb):
         t0 = time.perf_counter()
-        out = self.unet(x.to(memory_format=self.memory_format), t,
-                        encoder_hidden_states=emb).sample
+        x = x.to(dtype=self.dtype, memory_format=self.memory_format)
+        out = self.unet(x, t, encoder_hidden_states=emb).sample.float()
         self.unet_calls += 1
         self.times["unet"] += time.perf_counter() - t0
         return out
@@ -130,8 +130,7 @@ class Sampler:
                 return init
             latents = scheduler.add_noise(init, noise, timesteps[:1].repeat(len(batch.rows)))
         else:
-            latents = noise * scheduler.init_noise_sigma
-        latents = latents.to(self.dtype)
+            latents = noise * scheduler.init_noise_sigma              # fp32 for the scheduler
 
         # 3. denoising loop; classifier-free guidance in one UNet call when cfg_batched
         with torch.no_grad():
