@@ -7,7 +7,6 @@ from loaders.beton import BetonReader, BetonWriter, merge_betons
 from tests.loaders.beton_data import PAGE, ffcv_write, load_all, make_image
 
 SIZES = (5, 7, 4)
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 def fields():

@@ -8,8 +8,6 @@ from tests.loaders.beton_data import (PAGE, all_fields, ffcv_write, load_all, sa
                                       stored_bytes)
 
 N = 20
-# numba's dispatcher finalizers complain when FFCV's compiled pipelines are freed: not ours
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 VARIABLE = ("blob", "meta")  # BytesDecoder pads to the longest sample with uninitialised bytes
 
 
