@@ -129,18 +129,18 @@ class BetonReader:
     def __len__(self) -> int:
         return self.num_samples
 
-    def _record(self, i: int):
+    def _index(self, i) -> int:
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
             raise TypeError(f"sample index must be an int, got {type(i).__name__}")
         if not -self.num_samples <= i < self.num_samples:
             raise IndexError(f"sample {i} out of range for {self.num_samples} samples")
-        return self.metadata[int(i) % self.num_samples]
+        return int(i) % self.num_samples
 
     def _blob(self, i: int, ptr: int) -> np.ndarray:
         j = int(np.searchsorted(self._ptrs, ptr))
         if j >= len(self._ptrs) or self._ptrs[j] != ptr:
             self._fail(f"sample {i}: data pointer {ptr} is not in the allocation table")
-        if int(self._owners[j]) != i % self.num_samples:
+        if int(self._owners[j]) != i:
             # zero-size allocations can share a pointer with the next one; look for ours
             k = j
             while k < len(self._ptrs) and self._ptrs[k] == ptr and self._owners[k] != i:
@@ -156,7 +156,8 @@ class BetonReader:
         if name not in self.fields:
             raise KeyError(f"no field {name!r}; fields are {self._names}")
         field, k = self.fields[name], self._names.index(name)
-        rec = self._record(i)[f"f{k}"]
+        i = self._index(i)
+        rec = self.metadata[i][f"f{k}"]
         if isinstance(field, RGBImageField):
             mode = int(rec["mode"])
             if mode not in (fmt.IMAGE_MODE_JPG, fmt.IMAGE_MODE_RAW):
@@ -173,7 +174,8 @@ class BetonReader:
     def read(self, i: int) -> dict:
         """Decoded values of sample ``i``: images HxWx3 uint8 RGB, ints, floats, bytes arrays
         (uint8), JSON objects, numpy arrays."""
-        rec = self._record(i)
+        i = self._index(i)
+        rec = self.metadata[i]
         out = {}
         for k, (name, field) in enumerate(self.fields.items()):
             r = rec[f"f{k}"]
