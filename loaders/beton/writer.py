@@ -54,6 +54,21 @@ from loaders.beton.pages import PartialFile
 __all__ = ["BetonWriter", "BetonWriteError", "SampleError"]
 
 
+ENCODE_BATCH = 8
+"""Samples per pool task: amortises thread hand-offs; a partial batch goes out at ``flush``."""
+
+
+def _run_batch(batch: list) -> list:
+    """Encode ``[(sid, make)]`` -> ``[(sid, (record, blobs) or None, exception or None)]``."""
+    out = []
+    for sid, make in batch:
+        try:
+            out.append((sid, make(), None))
+        except Exception as exc:  # noqa: BLE001 - reported at the next call, naming the sample
+            out.append((sid, None, exc))
+    return out
+
+
 class BetonWriteError(RuntimeError):
     """The writer failed (I/O error such as a full disk); the partial stays resumable."""
 
@@ -94,7 +109,8 @@ class BetonWriter:
         self.num_workers = int(num_workers)
         self._pool = (concurrent.futures.ThreadPoolExecutor(self.num_workers, "beton-encode")
                       if self.num_workers > 0 else None)
-        self._slots = threading.Semaphore(max_inflight or 8 * max(1, self.num_workers))
+        self._slots = threading.Semaphore(max_inflight or 4 * max(1, self.num_workers))
+        self._batch: list = []
         self._cond = threading.Condition()
         self._submitted = self._done = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -146,7 +162,10 @@ class BetonWriter:
         check_sample(sid, values, self.fields)
         with self._taken_lock:
             self._taken.add(sid)
-        self._submit(sid, lambda: encode_sample(values, self.fields, self._mdtype))
+        self._batch.append((sid, functools.partial(encode_sample, values, self.fields,
+                                                   self._mdtype)))
+        if len(self._batch) >= ENCODE_BATCH:
+            self._submit_batch()
 
     def _append_encoded(self, sample_id: int, record: np.ndarray, blobs: list) -> None:
         """Place an already-encoded sample (merge): ``record`` 1-element, pointers ignored."""
@@ -154,7 +173,9 @@ class BetonWriter:
         sid = self._check_id(sample_id)
         with self._taken_lock:
             self._taken.add(sid)
-        self._submit(sid, lambda: (record, blobs), inline=True)
+        self._batch.append((sid, lambda: (record, blobs)))
+        if len(self._batch) >= ENCODE_BATCH:
+            self._submit_batch()
 
     def _check_id(self, sample_id) -> int:
         if isinstance(sample_id, bool) or not isinstance(sample_id, (int, np.integer)):
@@ -167,53 +188,56 @@ class BetonWriter:
             raise ValueError(f"sample_id {sid} was already written to {self.path}")
         return sid
 
-    def _submit(self, sid: int, job, inline: bool = False) -> None:
+    def _submit_batch(self) -> None:
+        """Hand the pending samples to the pool as one task (or run them here without one)."""
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, []
         self._slots.acquire()
         with self._cond:
             self._submitted += 1
-        if self._pool is None or inline:
-            fut = concurrent.futures.Future()
-            try:
-                fut.set_result(job())
-            except Exception as exc:  # noqa: BLE001 - reported at the next call, naming the sample
-                fut.set_exception(exc)
-            self._queue.put((sid, fut))
+        if self._pool is None:
+            self._queue.put(_run_batch(batch))
         else:
-            self._pool.submit(job).add_done_callback(functools.partial(self._enqueue, sid))
+            sids = [sid for sid, _ in batch]
+            self._pool.submit(_run_batch, batch).add_done_callback(
+                functools.partial(self._enqueue, sids))
 
-    def _enqueue(self, sid, fut) -> None:
-        self._queue.put((sid, fut))
+    def _enqueue(self, sids, fut) -> None:
+        try:
+            self._queue.put(fut.result())
+        except BaseException as exc:  # noqa: BLE001 - the task itself died: fail its samples
+            self._queue.put([(sid, None, exc) for sid in sids])
 
     # ------------------------------------------------------------------ placer thread
     def _placer(self) -> None:
+        """Place encoded batches in completion order (one thread: pages fill sequentially)."""
         while True:
-            item = self._queue.get()
-            if item is None:
+            items = self._queue.get()
+            if items is None:
                 return
-            sid, fut = item
-            try:
+            for sid, result, exc in items:
                 try:
-                    record, blobs = fut.result()
-                except Exception as exc:  # noqa: BLE001 - an encoding failure of this sample
-                    raise SampleError(f"sample {sid}: encoding failed: {exc!r}") from exc
-                if self._fatal is None:
-                    self._file.place(sid, record, blobs)
-            except SampleError as exc:
-                with self._taken_lock:
-                    self._taken.discard(sid)
-                self._sample_errors.append(str(exc))
-            except BaseException as exc:  # noqa: BLE001 - I/O failure: stop writing, keep partial
-                with self._taken_lock:
-                    self._taken.discard(sid)
-                self._fatal = self._fatal or exc
-            finally:
-                self._slots.release()
-                with self._cond:
-                    self._done += 1
-                    self._cond.notify_all()
+                    if exc is not None:
+                        raise SampleError(f"sample {sid}: encoding failed: {exc!r}") from exc
+                    if self._fatal is None:
+                        self._file.place(sid, *result)
+                except SampleError as err:
+                    with self._taken_lock:
+                        self._taken.discard(sid)
+                    self._sample_errors.append(str(err))
+                except BaseException as err:  # noqa: BLE001 - I/O failure: keep the partial
+                    with self._taken_lock:
+                        self._taken.discard(sid)
+                    self._fatal = self._fatal or err
+            self._slots.release()
+            with self._cond:
+                self._done += 1
+                self._cond.notify_all()
 
     # ------------------------------------------------------------------ durability / finish
     def _drain(self) -> None:
+        self._submit_batch()
         with self._cond:
             self._cond.wait_for(lambda: self._done == self._submitted)
 
