@@ -107,7 +107,9 @@ def main(argv=None) -> dict:
                    help="ours with torch.compile (UNet + VAE decoder; compile time not timed)")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    threads = pin_threads()
+    # One intra-op thread unless BENCH_THREADS says otherwise: on our shared 2-core machine two
+    # OpenMP threads that fight other processes made each small op ~10x slower (PLATFORM.md).
+    threads = pin_threads(int(os.environ.get("BENCH_THREADS", 0)) or 1)
 
     from engine.generate.config import GenerateConfig
     from engine.generate.models import load_model

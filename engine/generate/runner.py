@@ -121,7 +121,7 @@ def generate(plan, out: str, cfg: GenerateConfig, shard=(0, 1), overwrite: bool 
     stats = Counter()
     queue = deque(group_batches(todo, cfg.batch_size, cfg.group_batches))
 
-    flushes = [0]
+    flushes, nsfw_count = [0], [0]
 
     def tail_fn(item):
         batch, latents = item
@@ -131,6 +131,12 @@ def generate(plan, out: str, cfg: GenerateConfig, shard=(0, 1), overwrite: bool 
         u8 = postprocess(x, cfg.store_size)                           # (B, h, w, 3) uint8
         t2 = time.perf_counter()
         blank = set(blank_rows(u8, cfg.blank_std))
+        if getattr(pipe, "safety_checker", None) is not None:
+            # flagged images come back black: count them and re-sample like blank ones
+            _, nsfw = pipe.run_safety_checker(x, device, dtype)
+            flagged = {k for k, f in enumerate(nsfw or []) if f}
+            nsfw_count[0] += len(flagged - blank)
+            blank |= flagged
         keep = [k not in blank for k in range(len(batch.rows))]
         if clip is not None:
             ok = clip.keep([r for r, kp in zip(batch.rows, keep) if kp], u8[keep])
@@ -226,6 +232,7 @@ def generate(plan, out: str, cfg: GenerateConfig, shard=(0, 1), overwrite: bool 
     tail.close()
 
     # 6. finalize
+    stats["nsfw_flagged"] = nsfw_count[0]
     have = writer.appended_ids
     per_class = Counter(r.label for r in rows if index[r.sample_id] in have)
     if not have:

@@ -80,3 +80,38 @@ def test_clip_filter_records_what_it_drops(tmp_path):
     s = generate(plan, str(tmp_path / "half.beton"),
                  cfg(clip_filter=True, clip_model="tiny-clip", clip_threshold=thr))
     assert s["guards"]["dropped_clip"] == 3 and len(read_all(s["out"])) == 3
+
+
+def _tiny_safety_checker(weight: float):
+    """A random-weight safety checker; ``weight`` -10 flags every image, +10 none."""
+    import torch
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    tiny = dict(hidden_size=32, intermediate_size=37, num_attention_heads=2, num_hidden_layers=1)
+    torch.manual_seed(0)
+    sc = StableDiffusionSafetyChecker(CLIPConfig(
+        text_config=tiny, vision_config=dict(tiny, image_size=32, patch_size=8), projection_dim=32))
+    with torch.no_grad():
+        sc.concept_embeds_weights.fill_(weight)
+        sc.special_care_embeds_weights.fill_(weight)
+    fe = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    return sc, fe
+
+
+@pytest.mark.parametrize("weight,flagged", [(10.0, 0), (-10.0, 6)])
+def test_safety_checker_flags_are_resampled(tmp_path, weight, flagged):
+    from engine.generate.models import load_model
+
+    pipe = load_model("tiny")
+    pipe.safety_checker, pipe.feature_extractor = _tiny_safety_checker(weight)
+    plan = make_plan(per_class=2, steps=2, size=32)
+    out = str(tmp_path / "s.beton")
+    if flagged:
+        with pytest.raises(GenerateError, match="6 rows failed after 0 re-samples"):
+            generate(plan, out, cfg(max_resample=0), model=pipe)
+        g = json.load(open(tmp_path / "s.run" / "summary.json"))["guards"]
+        assert g["nsfw_flagged"] == 6 and g["failed"] == 6
+    else:
+        s = generate(plan, out, cfg(), model=pipe)
+        assert s["guards"]["nsfw_flagged"] == 0 and s["written"] == 6

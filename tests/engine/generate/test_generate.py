@@ -156,3 +156,26 @@ def test_blank_images_fail_after_max_resample(plan, tmp_path):
     assert g["blank"] == 24 and g["resampled"] == 12 and g["failed"] == 12
     dropped = json.load(open(out[:-len(".beton")] + ".run/dropped.json"))
     assert sorted(dropped["failed_sample_ids"]) == list(range(12))
+
+
+def test_out_of_memory_says_lower_the_batch_and_stays_resumable(plan, tmp_path, monkeypatch):
+    import torch
+
+    from engine.generate import sampling
+    from loaders.beton import BetonWriter
+
+    orig, calls = sampling.Sampler.denoise, [0]
+
+    def denoise(self, batch):
+        calls[0] += 1
+        if calls[0] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return orig(self, batch)
+
+    monkeypatch.setattr(sampling.Sampler, "denoise", denoise)
+    out = str(tmp_path / "oom.beton")
+    with pytest.raises(GenerateError, match="smaller --batch-size"):
+        generate(plan, out, cfg())
+    assert BetonWriter.partial_exists(out)
+    monkeypatch.setattr(sampling.Sampler, "denoise", orig)
+    assert generate(plan, out, cfg(batch_size=2))["resumed"] == 4
