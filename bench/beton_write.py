@@ -9,6 +9,8 @@
    already fit (passthrough): ``loaders.beton.pack`` vs FFCV's writer over a PIL dataset of the
    same files (FFCV's documented ImageFolder route).
 Methods run interleaved, ``repeat`` times each; figures are medians (p20/p80 in the table).
+On a shared 2-core machine wall-clock ratios swing with other load, so CPU time per image
+(this process + reaped worker processes) is reported too: ``cpu_ratio_*`` compare efficiency.
 OpenCV's own threading is off (``cv2.setNumThreads(1)``) so every method uses exactly
 ``--workers`` encoding threads/processes.
 """
@@ -99,23 +101,38 @@ def _quiet():
         yield
 
 
-def _run_interleaved(methods: dict, repeat: int) -> dict:
+def _cpu_seconds() -> float:
+    """CPU time of this process and its reaped children (FFCV's writer uses processes)."""
+    import multiprocessing
+    import resource
+
+    multiprocessing.active_children()  # reaps finished worker processes
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _run_interleaved(methods: dict, repeat: int) -> tuple[dict, dict]:
+    """-> ({method: [wall seconds]}, {method: [cpu seconds]}), methods interleaved per round."""
     times = {k: [] for k in methods}
+    cpu = {k: [] for k in methods}
     for name, fn in methods.items():  # warm-up: imports, numba, page cache
         fn()
     for _ in range(repeat):
         for name, fn in methods.items():
-            t0 = time.perf_counter()
+            c0, t0 = _cpu_seconds(), time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
-    return times
+            cpu[name].append(_cpu_seconds() - c0)
+    return times, cpu
 
 
-def _row(name, ts, n, nbytes):
+def _row(name, ts, cpu, n, nbytes):
     ts = sorted(ts)
     med = statistics.median(ts)
     q = lambda p: ts[min(len(ts) - 1, int(round(p * (len(ts) - 1))))]  # noqa: E731
     return {"method": name, "img_per_s": n / med, "MB_per_s": nbytes / med / 1e6,
+            "cpu_us_per_img": statistics.median(cpu) / n * 1e6,
             "median_s": med, "p20_s": q(0.2), "p80_s": q(0.8)}
 
 
@@ -143,13 +160,18 @@ def bench_write(n: int, repeat: int, workers: int, tmp: str) -> dict:
             DatasetWriter(ffcv_path, _fields(), num_workers=workers).from_indexed_dataset(
                 _Images(images))
 
-    times = _run_interleaved({"encode_limit": encode_limit, "ours": ours, "ffcv": ffcv}, repeat)
+    times, cpu = _run_interleaved({"encode_limit": encode_limit, "ours": ours, "ffcv": ffcv},
+                                  repeat)
     nbytes = encode_limit()
     pool.shutdown()
-    rows = [_row(k, v, n, nbytes) for k, v in times.items()]
+    rows = [_row(k, v, cpu[k], n, nbytes) for k, v in times.items()]
     table(rows, f"write: {n} in-memory {RESOLUTION}px images, jpg q{QUALITY}, {workers} workers")
     rate = {r["method"]: r["img_per_s"] for r in rows}
-    return {"write_images": n, "write_img_per_s": rate["ours"],
+    cpu_per = {r["method"]: r["cpu_us_per_img"] for r in rows}
+    return {"cpu_us_per_img": cpu_per,
+            "cpu_ratio_vs_ffcv": cpu_per["ffcv"] / cpu_per["ours"],
+            "cpu_ratio_vs_encode_limit": cpu_per["encode_limit"] / cpu_per["ours"],
+            "write_images": n, "write_img_per_s": rate["ours"],
             "write_MB_per_s": rows[1]["MB_per_s"], "ffcv_img_per_s": rate["ffcv"],
             "encode_limit_img_per_s": rate["encode_limit"],
             "ratio_vs_ffcv": rate["ours"] / rate["ffcv"],
@@ -190,8 +212,8 @@ def bench_pack(n: int, repeat: int, workers: int, tmp: str) -> dict:
                 DatasetWriter(ffcv_path, _fields(), num_workers=workers).from_indexed_dataset(
                     _Files(items))
 
-        times = _run_interleaved({"ours_pack": ours, "ffcv": ffcv}, repeat)
-        rows = [_row(k, v, n, nbytes) for k, v in times.items()]
+        times, cpu = _run_interleaved({"ours_pack": ours, "ffcv": ffcv}, repeat)
+        rows = [_row(k, v, cpu[k], n, nbytes) for k, v in times.items()]
         table(rows, f"pack ({case}): {n} JPEGs {hw[1]}x{hw[0]} -> {RESOLUTION}px, "
                     f"{workers} workers (MB/s of input files)")
         out[f"pack_{case}_img_per_s"] = rows[0]["img_per_s"]
