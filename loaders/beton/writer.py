@@ -54,7 +54,7 @@ from loaders.beton.pages import PartialFile
 __all__ = ["BetonWriter", "BetonWriteError", "SampleError"]
 
 
-ENCODE_BATCH = 8
+ENCODE_BATCH = 16
 """Samples per pool task: amortises thread hand-offs; a partial batch goes out at ``flush``."""
 
 
@@ -74,7 +74,18 @@ class BetonWriteError(RuntimeError):
 
 
 class BetonWriter:
-    """Open a .beton for ``num_samples`` samples with FFCV field objects; see module doc."""
+    """Open a .beton for ``num_samples`` samples with FFCV field objects; see module doc.
+
+    path: the finished file (appears at ``close()``); ``path.partial``/``path.journal`` meanwhile.
+    num_samples: N, declared up front (it fixes where the data pages start).
+    fields: ``{name: ffcv field}`` in file order (RGBImageField, IntField, FloatField,
+        BytesField, JSONField, NDArrayField, TorchTensorField).
+    num_workers: encoding threads (0: encode in the caller's thread).
+    page_size: FFCV page size (power of two, >= 2 MiB); a sample's data must fit in one page.
+    overwrite: replace an existing file or partial instead of refusing.
+    durable: fsync at every commit (see durability points); False still survives SIGKILL.
+    max_inflight: encoding tasks (of ``ENCODE_BATCH`` samples) queued before ``append`` blocks.
+    """
 
     def __init__(self, path: str, num_samples: int, fields: dict, num_workers: int = 2,
                  page_size: int = fmt.DEFAULT_PAGE_SIZE, overwrite: bool = False,
@@ -109,7 +120,7 @@ class BetonWriter:
         self.num_workers = int(num_workers)
         self._pool = (concurrent.futures.ThreadPoolExecutor(self.num_workers, "beton-encode")
                       if self.num_workers > 0 else None)
-        self._slots = threading.Semaphore(max_inflight or 4 * max(1, self.num_workers))
+        self._slots = threading.Semaphore(max_inflight or 3 * max(1, self.num_workers))
         self._batch: list = []
         self._cond = threading.Condition()
         self._submitted = self._done = 0
@@ -247,9 +258,12 @@ class BetonWriter:
         if self._fatal is None and self._file.error is not None:
             self._fatal = self._file.error
         if self._fatal is not None:
-            raise BetonWriteError(f"writing {self.path} failed ({self._fatal!r}); the partial "
-                                  f"file keeps every committed sample: abort(), then "
-                                  f"BetonWriter.resume(path)") from self._fatal
+            raise self._fatal_error() from self._fatal
+
+    def _fatal_error(self) -> BetonWriteError:
+        return BetonWriteError(f"writing {self.path} failed ({self._fatal!r}); the partial file "
+                               "keeps every committed sample: continue with "
+                               "BetonWriter.resume(path)")
 
     def _raise_sample_errors(self) -> None:
         if self._sample_errors:
@@ -270,8 +284,13 @@ class BetonWriter:
         self._raise_sample_errors()
 
     def close(self, shrink: bool = False) -> None:
-        """Finalize atomically; ``path`` appears only now (see module doc for ``shrink``)."""
-        self.flush()
+        """Finalize atomically; ``path`` appears only now (see module doc for ``shrink``).
+        On an I/O error the writer shuts down and leaves its resumable partial."""
+        try:
+            self.flush()
+        except BetonWriteError:
+            self._shutdown()
+            raise
         have = np.flatnonzero(self._file.placed)
         if len(have) < self.num_samples and not shrink:
             missing = np.flatnonzero(~self._file.placed)
@@ -284,7 +303,8 @@ class BetonWriter:
             self._file.finalize(have)
         except Exception as exc:  # noqa: BLE001 - the partial + journal stay resumable
             self._fatal = self._fatal or exc
-            self._check_usable()
+            self._shutdown()
+            raise self._fatal_error() from exc
         self._shutdown()
 
     def abort(self) -> None:
@@ -300,10 +320,10 @@ class BetonWriter:
 
     def _shutdown(self) -> None:
         self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)  # running tasks hand their results to the placer
         self._queue.put(None)
         self._thread.join()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
         self._file.close()
 
     def __enter__(self) -> "BetonWriter":
