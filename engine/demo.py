@@ -54,8 +54,11 @@ def main(argv=None) -> int:
         return 2
     names = {r.label: r.wnid for r in plan.rows}
     print(f"\nplan: {len(plan)} rows ({args.recipe}), hash {plan.hash[:16]} -> {plan_path}")
-    print(f"generated with {args.model!r}: {summary['written']} images at "
-          f"{summary['images_per_s']:.2f} images/s (stage split {summary['stage_split']})")
+    if summary["status"] == "already_complete":
+        print(f"{beton} is already complete (pass --overwrite to generate it again)")
+    else:
+        print(f"generated with {args.model!r}: {summary['written']} images at "
+              f"{summary['images_per_s']:.2f} images/s (stage split {summary['stage_split']})")
     print("images per class:")
     for label, n in summary["per_class"].items():
         print(f"  {label:>4} {names[int(label)]}: {n}")

@@ -101,6 +101,10 @@ def main(argv=None) -> int:
             FileExistsError) as exc:
         print(f"synthclone generate: {exc}", file=sys.stderr)
         return 2
+    if summary["status"] == "already_complete":
+        print(f"{summary['out']} is already complete ({summary['resumed']} images of this plan "
+              "shard); nothing to do (pass --overwrite to regenerate)")
+        return 0
     g = summary["guards"]
     print(f"wrote {summary['out']}: {summary['written']} new images ({summary['resumed']} "
           f"resumed) of {summary['rows']} rows at {summary['images_per_s']:.2f} images/s; "

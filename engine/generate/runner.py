@@ -46,6 +46,20 @@ def _check_resume(run_dir: str, plan, shard) -> None:
             "Use the same plan and --shard, another --out, or --overwrite to start over")
 
 
+def _finished_summary(run_dir: str, plan, shard) -> dict | None:
+    """The summary of a finished run of this very plan shard (a relaunch has nothing to do)."""
+    path = os.path.join(run_dir, "summary.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        prev = json.load(f)
+    if prev.get("plan_hash") != plan.hash or prev.get("shard") != list(shard) or \
+            prev.get("status") != "done":
+        return None
+    return {**prev, "status": "already_complete", "resumed": prev.get("written", 0),
+            "written": 0}
+
+
 def generate(plan, out: str, cfg: GenerateConfig, shard=(0, 1), overwrite: bool = False,
              model=None) -> dict:
     """Generate ``plan`` (shard ``i/n``) into ``out``; returns the run summary dict."""
@@ -70,7 +84,11 @@ def generate(plan, out: str, cfg: GenerateConfig, shard=(0, 1), overwrite: bool 
     # 2. finished / partial outputs: refuse, overwrite or resume
     resuming = BetonWriter.partial_exists(out) and not overwrite
     if os.path.exists(out) and not overwrite:
-        raise GenerateError(f"{out} exists (finished); pass --overwrite to regenerate it")
+        done = _finished_summary(run_dir, plan, (i, n))
+        if done is None:
+            raise GenerateError(f"{out} exists and was not made from this plan shard; pass "
+                                "--overwrite to regenerate it, or another --out")
+        return done
     if resuming:
         _check_resume(run_dir, plan, (i, n))
 

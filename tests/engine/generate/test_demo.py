@@ -13,6 +13,6 @@ def test_demo_plans_and_generates(tmp_path, capsys):
     assert "n01440764: 3" in text and "n01443537: 3" in text
     for name in ("plan.jsonl", "clone.beton", os.path.join("clone.run", "contact_sheet.png")):
         assert os.path.exists(os.path.join(out, name)), name
-    assert main(args) == 2                                  # exists: refuses without --overwrite
-    assert "--overwrite" in capsys.readouterr().err
+    assert main(args) == 0                                  # a rerun finds it complete
+    assert "already complete" in capsys.readouterr().out
     assert main(args + ["--overwrite"]) == 0

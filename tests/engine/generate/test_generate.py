@@ -85,9 +85,11 @@ def test_two_shards_merged_equal_one_run(plan, single, tmp_path):
 
 
 def test_exists_and_hash_mismatch_are_refused(plan, single, tmp_path):
-    with pytest.raises(GenerateError, match="exists"):
-        generate(plan, single[0], cfg())
+    again = generate(plan, single[0], cfg())            # a relaunch of a finished run: no work
+    assert again["status"] == "already_complete" and again["written"] == 0
     other = make_plan(per_class=4, steps=4, size=64, seed=1)
+    with pytest.raises(GenerateError, match="not made from this plan"):
+        generate(other, single[0], cfg())
     out = str(tmp_path / "c.beton")
     _interrupt_after(plan, out, batches=1)
     with pytest.raises(GenerateError, match="refusing to resume"):
