@@ -1,6 +1,5 @@
 """Image-conditioned generation (seed 004 §2.4) and the CLIP filter (§4.5), with tiny models."""
 import json
-import os
 
 import numpy as np
 import pytest
