@@ -59,8 +59,7 @@ def test_bad_input_is_named(tmp_path):
     with pytest.raises(SampleError, match=r"sample 3: missing fields \['prompt'\]"):
         w.append(3, {k: v for k, v in values(3).items() if k != "prompt"})
     w.append(2, values(2))  # rejected samples can be appended again, corrected
-    with pytest.raises(ValueError, match=r"1 of 4 samples were never appended \(first: \[0, 3\]"
-                       r"|2 of 4 samples were never appended \(first: \[0, 3\]"):
+    with pytest.raises(ValueError, match=r"2 of 4 samples were never appended \(first: \[0, 3\]"):
         w.close()
     assert not os.path.exists(tmp_path / "x.beton")  # no file with holes
     w.append(0, values(0))
