@@ -135,6 +135,7 @@ def load_model(spec: str, config: str | None = None, safety_checker: bool = Fals
     """Load ``spec`` (see module docstring) as a ``StableDiffusionPipeline`` on the CPU, fp32."""
     import torch
     from diffusers import StableDiffusionPipeline
+    from diffusers.loaders.single_file_utils import SingleFileComponentError
 
     kind = check_model_spec(spec, config)
     if kind == "builtin":
@@ -149,10 +150,12 @@ def load_model(spec: str, config: str | None = None, safety_checker: bool = Fals
                 spec, config=config, dtype=torch.float32, **extra)
         else:
             pipe = StableDiffusionPipeline.from_pretrained(spec, dtype=torch.float32, **extra)
-    except (OSError, ValueError, EnvironmentError) as exc:
+    except (OSError, ValueError, SingleFileComponentError) as exc:
         hint = (" (no model hub access here: HF_HUB_OFFLINE is set or the network is down; "
-                "download the model elsewhere and pass its local folder)"
-                if kind == "hub" else "")
+                "download the model elsewhere and pass its local folder)" if kind == "hub" else
+                " (a single checkpoint file needs --model-config: a local diffusers folder of the"
+                " same architecture, e.g. a saved pipeline)" if kind == "file" and not config
+                else "")
         raise ModelLoadError(f"could not load model {spec!r}{hint}: {exc}") from exc
     if safety_checker and getattr(pipe, "safety_checker", None) is None:
         raise ModelLoadError(f"--safety-checker was asked for but {spec!r} has no safety_checker "

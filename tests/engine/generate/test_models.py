@@ -53,3 +53,21 @@ def test_compiled_unet_matches_eager(tmp_path):
                       torch.float32)
     assert applied["compile"] and type(pipe.unet).__name__ == "OptimizedModule"
     torch.testing.assert_close(_unet_out(pipe), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_single_checkpoint_file_with_local_config(tmp_path):
+    """A saved tiny model as one original-layout .safetensors + --model-config folder."""
+    from tests.engine.generate.ldm_export import export_single_file
+
+    tiny = load_model("tiny")
+    tiny.save_pretrained(tmp_path / "cfg")
+    ckpt = str(tmp_path / "tiny.safetensors")
+    export_single_file(tiny, ckpt)
+    loaded = load_model(ckpt, config=str(tmp_path / "cfg"))
+    assert torch.equal(_unet_out(tiny), _unet_out(loaded))
+    for name in ("vae", "text_encoder"):
+        a, b = getattr(tiny, name).state_dict(), getattr(loaded, name).state_dict()
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k].reshape(a[k].shape)) for k in a)
+    with pytest.raises(ModelLoadError, match="needs --model-config"):
+        load_model(ckpt)                                   # no config: would need the hub
