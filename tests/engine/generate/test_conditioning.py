@@ -114,3 +114,21 @@ def test_safety_checker_flags_are_resampled(tmp_path, weight, flagged):
     else:
         s = generate(plan, out, cfg(), model=pipe)
         assert s["guards"]["nsfw_flagged"] == 0 and s["written"] == 6
+
+
+def test_real_images_from_a_beton(real_folder, tmp_path):
+    from ffcv.fields import IntField, RGBImageField
+
+    from loaders.beton import BetonWriter
+
+    real = str(tmp_path / "real.beton")
+    rng = np.random.default_rng(1)
+    with BetonWriter(real, num_samples=2, fields={"image": RGBImageField(write_mode="raw"),
+                                                 "label": IntField()}, num_workers=0) as w:
+        for i in range(2):
+            w.append(i, {"image": (rng.random((32, 32, 3)) * 255).astype(np.uint8), "label": 0})
+    plan = _plan_with(lambda r: str(r.sample_id % 2), 0.0)
+    with pytest.raises(ValueError, match="sample index"):
+        generate(_plan_with(lambda r: "img0.png", 0.0), str(tmp_path / "bad.beton"), cfg(real=real))
+    imgs = read_all(generate(plan, str(tmp_path / "b.beton"), cfg(real=real))["out"])
+    assert not np.array_equal(imgs[0][1], imgs[1][1])       # two different source images

@@ -41,9 +41,13 @@ def test_bad_specs(tmp_path):
         load_model("tiny", safety_checker=True)
 
 
-def test_compiled_unet_matches_eager(tmp_path):
+def test_compiled_unet_matches_eager(tmp_path, monkeypatch):
     """The compile switch: one small check (inductor, ~1 min cold on CPU, cached after)."""
+    import torch._inductor.config as inductor_config
+
     from engine.generate.config import GenerateConfig
+
+    monkeypatch.setattr(inductor_config, "freezing", inductor_config.freezing)  # restored after
     from engine.generate.setup_model import prepare
 
     eager = load_model("tiny")
