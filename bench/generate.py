@@ -25,6 +25,13 @@ PRESETS = {  # model -> (size, steps, images, quick images, batch size)
     "sd15-arch": (128, 10, 8, 4, 2),
 }
 WARMUP_STEPS = 2
+ABLATIONS = {  # one throughput switch turned off at a time (--ablate)
+    "no_embed_cache": {"embed_cache": False},
+    "no_cfg_batching": {"cfg_batched": False},
+    "no_pipeline_tail": {"pipeline_tail": False},
+    "no_group_batches": {"group_batches": False},
+    "fp32": {"dtype": "fp32"},
+}
 CLASSES = ["tench", "goldfish", "great white shark", "tiger shark"]
 
 
@@ -95,6 +102,30 @@ def run_unet_only(pipe, rows, cfg) -> float:
     return sampler.times["unet"]
 
 
+def run_ablations(plan, bs, size, steps, args, threads) -> dict:
+    """images/s of ours with each ABLATIONS entry applied (fresh model each, one warm-up)."""
+    from engine.generate.config import GenerateConfig
+    from engine.generate.models import load_model
+    from engine.generate.runner import generate
+
+    out = {}
+    for name, change in ABLATIONS.items():
+        cfg = GenerateConfig(model=args.model, batch_size=bs, progress=False,
+                             compile=args.compile, **change)
+        pipe = load_model(args.model)
+        workdir = tempfile.mkdtemp(prefix=f"bench-generate-{name}-")
+        try:
+            pin_threads(threads)
+            generate(make_plan(bs, size, WARMUP_STEPS), os.path.join(workdir, "warm.beton"), cfg,
+                     model=pipe)
+            t0 = time.perf_counter()
+            generate(plan, os.path.join(workdir, "run.beton"), cfg, model=pipe)
+            out[name] = len(plan) / (time.perf_counter() - t0)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return out
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(prog="python -m bench generate")
     p.add_argument("--quick", action="store_true")
@@ -103,6 +134,8 @@ def main(argv=None) -> dict:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--rounds", type=int, help="alternating naive/ours rounds; the best of each "
                                                "counts (default 1 with --quick, else 2)")
+    p.add_argument("--ablate", action="store_true",
+                   help="also time ours with each throughput switch off, one at a time")
     p.add_argument("--compile", action="store_true",
                    help="ours with torch.compile (UNet + VAE decoder; compile time not timed)")
     args = p.parse_args(argv)
@@ -143,11 +176,15 @@ def main(argv=None) -> dict:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     t_naive, t_ours, t_unet = min(t_naive), min(t_ours), min(t_unet)
+    ablation = run_ablations(plan, bs, size, steps, args, threads) if args.ablate else {}
 
     ips = {"naive": n / t_naive, "ours": n / t_ours, "unet_only": n / t_unet}
     rows = [{"path": k, "images": n, "seconds": n / v, "images_per_s": v} for k, v in ips.items()]
     table(rows, f"generate bench: model={args.model} {size}x{size} steps={steps} batch={bs} "
                 f"threads={threads}")
+    if ablation:
+        table([{"ours_with": k, "images_per_s": v, "vs_ours": v / ips["ours"]}
+               for k, v in ablation.items()], "ablation (one switch off at a time)")
     split = summary["stage_split"]
     table([{"stage": k, "share": v} for k, v in split.items()], "ours: stage split")
     return {
@@ -157,5 +194,6 @@ def main(argv=None) -> dict:
         "pipeline_vs_unet_only": round(ips["ours"] / ips["unet_only"], 3),
         "stage_split": split, "stage_seconds": summary["stage_seconds"],
         "embedding_cache": summary["embedding_cache"], "quick": args.quick,
+        "ablation_images_per_s": {k: round(v, 4) for k, v in ablation.items()},
         "compile": args.compile, "rounds": rounds, "ours_applied": pipe._synthclone_prepared[1],
     }
