@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from engine.catalog import ClassLookupError
-from engine.config import resolve
+from engine.config import load_yaml, resolve
 from engine.plan import PlanConfig, build_plan, write_plan
 from engine.prompts.llm import LLMError
 
@@ -89,7 +89,8 @@ def main(argv=None) -> int:
         "backgrounds", "template", "llm_url", "llm_model", "llm_retries", "llm_timeout_s",
         "per_class", "meanings") if getattr(args, k) is not None}
     try:
-        cfg = resolve(PlanConfig, args.config, overrides)
+        section = "plan" if args.config and "plan" in load_yaml(args.config) else None
+        cfg = resolve(PlanConfig, args.config, overrides, section=section)
         cfg.recipe_options = {**cfg.recipe_options, **options}
         plan = build_plan(cfg, progress=True)
         write_plan(plan, args.out, overwrite=args.overwrite)
