@@ -41,22 +41,25 @@ def test_bad_specs(tmp_path):
         load_model("tiny", safety_checker=True)
 
 
-def test_compiled_unet_matches_eager(tmp_path, monkeypatch):
+def test_compiled_unet_matches_eager(tmp_path):
     """The compile switch: one small check (inductor, ~1 min cold on CPU, cached after)."""
     import torch._inductor.config as inductor_config
 
     from engine.generate.config import GenerateConfig
 
-    monkeypatch.setattr(inductor_config, "freezing", inductor_config.freezing)  # restored after
     from engine.generate.setup_model import prepare
 
-    eager = load_model("tiny")
-    ref = _unet_out(eager)
-    pipe = load_model("tiny")
-    applied = prepare(pipe, GenerateConfig(compile=True, channels_last=False), torch.device("cpu"),
-                      torch.float32)
-    assert applied["compile"] and type(pipe.unet).__name__ == "OptimizedModule"
-    torch.testing.assert_close(_unet_out(pipe), ref, rtol=1e-4, atol=1e-4)
+    old_freezing = inductor_config.freezing  # prepare() turns it on for the process
+    try:
+        eager = load_model("tiny")
+        ref = _unet_out(eager)
+        pipe = load_model("tiny")
+        applied = prepare(pipe, GenerateConfig(compile=True, channels_last=False),
+                          torch.device("cpu"), torch.float32)
+        assert applied["compile"] and type(pipe.unet).__name__ == "OptimizedModule"
+        torch.testing.assert_close(_unet_out(pipe), ref, rtol=1e-4, atol=1e-4)
+    finally:
+        inductor_config.freezing = old_freezing
 
 
 def test_single_checkpoint_file_with_local_config(tmp_path):
