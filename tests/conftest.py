@@ -4,7 +4,7 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+SHARED = os.environ.get("SYNTHCLONE_SHARED_DIR") or os.path.join(os.path.dirname(ROOT), "shared")
 os.environ.setdefault("SYNTHCLONE_CACHE", os.path.join(ROOT, ".cache", "synthclone"))
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(ROOT, ".cache", "inductor"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -25,5 +25,6 @@ def places365_file():
     """The Places365 scene list from ../shared/data (tests only; never a run-time dependency)."""
     path = os.path.join(SHARED, "data", "places365_categories.txt")
     if not os.path.exists(path):
-        pytest.fail(f"test data missing: {path}")
+        pytest.fail(f"test data missing: {path} (CI keeps shared/ beside the checkout; "
+                    "elsewhere set SYNTHCLONE_SHARED_DIR)")
     return path
