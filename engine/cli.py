@@ -1,10 +1,17 @@
-"""``synthclone <command> ...``: a name -> function map, nothing else.
+"""``synthclone <command> ...``: a name -> function map, and the one place errors are reported.
 
-Each command is ``main(argv: list[str]) -> int`` in its own module, imported only when called.
+Each command is ``main(argv: list[str]) -> int`` in its own module, imported only when called
+(so ``--help`` stays fast: command modules import heavy libraries inside ``main``).
+
+Errors (DESIGN.md "Errors"): a user error (:data:`engine.errors.USER_ERRORS`) or an ``OSError``
+(missing file, read-only folder, disk full) prints one line ``synthclone CMD: error: ...`` and
+exits 2; Ctrl-C prints one line and exits 130; a closed stdout pipe (``| head``) exits quietly.
+Anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -26,17 +33,59 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def describe_os_error(exc: OSError) -> str:
+    """``[Errno 28] No space left on device: 'x'`` -> ``x: No space left on device``."""
+    what = exc.strerror or str(exc)
+    name = exc.filename if exc.filename is not None else None
+    return f"{name}: {what}" if name else what
+
+
+def run_command(name: str, argv: list[str]) -> int:
+    """Run one command, turning user errors into one line and exit code 2."""
+    from engine.errors import USER_ERRORS
+
+    module, func, _ = COMMANDS[name]
+    prog = f"synthclone {name}"
+    try:
+        return int(getattr(importlib.import_module(module), func)(argv) or 0)
+    except USER_ERRORS as exc:
+        print(f"{prog}: error: {' '.join(str(exc).split()) or type(exc).__name__}",
+              file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
+    except OSError as exc:
+        print(f"{prog}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _silence_stdout() -> None:
+    """After the reader of our stdout went away: point stdout at /dev/null so the interpreter's
+    final flush does not raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        from engine import __version__
+
+        print(f"synthclone {__version__}")
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"synthclone: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        print(f"synthclone: error: unknown command {name!r} (commands: {', '.join(COMMANDS)})",
+              file=sys.stderr)
         return 2
-    module, func, _ = COMMANDS[name]
-    return int(getattr(importlib.import_module(module), func)(rest) or 0)
+    return run_command(name, rest)
 
 
 if __name__ == "__main__":

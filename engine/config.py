@@ -1,62 +1,360 @@
-"""Config plumbing: YAML file -> dataclass defaults -> command-line overrides; run records."""
+"""One path from YAML files and command-line flags to a documented config dataclass.
+
+Every command builds its config the same way::
+
+    parser = ArgumentParser(prog="synthclone generate", description=...)
+    parser.add_argument("plan")
+    add_config_args(parser, GenerateConfig)          # --batch-size, --compile/--no-compile, ...
+    args = parser.parse_args(argv)
+    cfg = config_from_args(GenerateConfig, args, section="generate")
+
+Resolution order: dataclass defaults -> the ``section:`` of the YAML file given with
+``--config`` -> ``key=value`` overrides -> flags; then *one* validation, the dataclass's
+``__post_init__``, after everything is applied. Nested dataclass fields are addressed with dots
+(``optim.lr=0.1`` or ``--optim.lr 0.1``). Unknown keys are an error that lists the valid ones.
+
+Config YAML files have one shape everywhere: a mapping of sections (``plan:``, ``generate:``,
+``train:``, ``eval:``, ...), each a mapping of that command's options.
+
+Flag help comes from the docstring under each dataclass field (as in ``GenerateConfig``).
+Errors are :class:`engine.errors.ConfigError` (one line, exit 2 in the CLI).
+"""
 from __future__ import annotations
 
+import argparse
+import ast
 import dataclasses
+import functools
+import inspect
+import math
 import os
-import subprocess
+import textwrap
+import types
+import typing
 
-import yaml
+from engine.errors import ConfigError
 
-from engine.paths import atomic_write
+# ----------------------------------------------------------------------------- argparse
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose usage errors are one line (``prog: error: ...``) and
+    exit code 2, like every other user error of the product."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# ----------------------------------------------------------------------------- field docs
+
+
+@functools.lru_cache(maxsize=None)
+def field_docs(cls) -> dict[str, str]:
+    """``{field: docstring}`` from the string literal under each field of a dataclass (and of
+    its dataclass bases); whitespace collapsed."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass) or klass is object:
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        body = tree.body[0].body
+        for a, b in zip(body, body[1:]):
+            if (isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name)
+                    and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant)
+                    and isinstance(b.value.value, str)):
+                docs[a.target.id] = " ".join(b.value.value.split())
+    return docs
+
+
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _unwrap_optional(tp):
+    """``int | None`` -> (int, True); other types -> (tp, False)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+# ----------------------------------------------------------------------------- flags
+
+_CONFIG_PATHS = "_config_paths"
+
+
+def add_config_args(parser: argparse.ArgumentParser, cls, *, exclude=(), flags=None,
+                    aliases=None, prefix: str = "", group=None) -> list[str]:
+    """Add one flag per field of dataclass ``cls`` (recursing into nested dataclass fields).
+
+    * ``bool`` fields become ``--x/--no-x``; ``int``/``float``/``str`` (optionally ``| None``)
+      take a typed value; ``Literal[...]`` fields get ``choices``; ``list[T]``/``tuple[T, ...]``
+      take one or more values. Dicts and other types are YAML/``key=value`` only.
+    * ``flags``: ``{path: ("--out", "-o")}`` replaces a field's option strings.
+    * ``aliases``: ``{path: ("--max-resolution",)}`` adds hidden spellings (kept for one release).
+    * ``exclude``: field paths that get no flag (set them another way).
+    Every flag defaults to ``None`` (= not given), so only what the user typed overrides the
+    YAML file. Returns the field paths added; :func:`config_from_args` reads them back.
+    """
+    flags, aliases, exclude = dict(flags or {}), dict(aliases or {}), set(exclude)
+    docs, hints = field_docs(cls), _hints(cls)
+    target = group or parser
+    added: list[str] = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        path = prefix + f.name
+        if path in exclude:
+            continue
+        tp, _ = _unwrap_optional(hints[f.name])
+        if dataclasses.is_dataclass(tp):
+            sub = parser.add_argument_group(f"{path} options", docs.get(f.name))
+            added += add_config_args(parser, tp, exclude=exclude, flags=flags, aliases=aliases,
+                                     prefix=path + ".", group=sub)
+            continue
+        kwargs = _flag_kwargs(tp)
+        if kwargs is None:
+            continue
+        default = _default_of(f)
+        help_ = docs.get(f.name, "")
+        if default is not dataclasses.MISSING and not isinstance(default, (list, dict, tuple)):
+            help_ += f" [default: {default}]"
+        names = flags.get(path) or ("--" + path.replace("_", "-"),)
+        target.add_argument(*names, dest=path, default=None, help=help_.replace("%", "%%"),
+                            **kwargs)
+        for alias in aliases.get(path, ()):
+            target.add_argument(alias, dest=path, default=None, help=argparse.SUPPRESS, **kwargs)
+        added.append(path)
+    known = list(parser.get_default(_CONFIG_PATHS) or [])
+    parser.set_defaults(**{_CONFIG_PATHS: known + added})
+    return added
+
+
+def _default_of(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
+
+
+def _flag_kwargs(tp) -> dict | None:
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if tp in (int, float, str):
+        return {"type": _finite if tp is float else tp, "metavar": tp.__name__.upper()}
+    if origin is typing.Literal:
+        choices = typing.get_args(tp)
+        return {"choices": choices, "type": type(choices[0])}
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        inner = args[0] if args else str
+        if inner in (int, float, str):
+            return {"nargs": "+", "type": _finite if inner is float else inner}
+    return None
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def parse_assignments(items) -> dict:
+    """``["optim.lr=0.1", "model.name=resnet50"]`` -> ``{"optim.lr": 0.1, ...}``; each value is
+    parsed as YAML (numbers, booleans, lists), so ``epochs=10`` gives an int."""
+    import yaml
+
+    out = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r}: expected KEY=VALUE (e.g. optim.lr=0.1)")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from None
+    return out
+
+
+def config_from_args(cls, args: argparse.Namespace, *, section: str | None = None,
+                     yaml_path: str | None = None, assignments=None, extra: dict | None = None):
+    """Build ``cls`` from ``--config`` (``args.config`` unless ``yaml_path`` is given; its
+    ``section:``), then ``key=value`` ``assignments``, then ``extra``, then the flags that
+    :func:`add_config_args` added and the user gave."""
+    if yaml_path is None:
+        yaml_path = getattr(args, "config", None)
+    overrides = parse_assignments(assignments)
+    overrides.update({k: v for k, v in (extra or {}).items() if v is not None})
+    for path in getattr(args, _CONFIG_PATHS, None) or ():
+        value = getattr(args, path, None)
+        if value is not None:
+            overrides[path] = value
+    return load_config(cls, yaml_path, section=section, overrides=overrides)
+
+
+# ----------------------------------------------------------------------------- YAML
 
 
 def load_yaml(path: str) -> dict:
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"config file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
+    """A YAML file as a mapping (errors name the file)."""
+    import yaml
+
+    if os.path.isdir(path):
+        raise ConfigError(f"config {path} is a directory; give a YAML file")
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if data is None:
+        return {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of option: value")
+        raise ConfigError(f"{path}: expected a mapping of sections (plan:, generate:, ...)")
     return data
 
 
-def resolve(cls, yaml_path: str | None = None, overrides: dict | None = None, section: str | None = None):
-    """Build dataclass ``cls`` from defaults, then a YAML file (optionally one section of it),
-    then ``overrides`` (entries that are None are ignored).  Unknown keys are an error."""
+def load_section(path: str, section: str) -> dict:
+    """The ``section:`` mapping of a config file (error if absent, naming the sections it has)."""
+    data = load_yaml(path)
+    if section not in data:
+        raise ConfigError(f"{path} has no '{section}:' section (it has: "
+                          f"{', '.join(map(str, data)) or 'nothing'})")
+    value = data[section] or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: '{section}:' must be a mapping of options")
+    return value
+
+
+def load_config(cls, yaml_path: str | None = None, *, section: str | None = None,
+                overrides: dict | None = None):
+    """Dataclass defaults -> ``section`` of ``yaml_path`` -> ``overrides`` (dotted keys allowed;
+    ``None`` values ignored) -> one validation. Unknown keys raise :class:`ConfigError`."""
     values: dict = {}
     if yaml_path:
-        data = load_yaml(yaml_path)
-        if section is not None:
-            data = data.get(section, {})
-        values.update(data)
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
+        values = _deep_copy(load_section(yaml_path, section) if section else load_yaml(yaml_path))
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(values, key, value)
+    return build(cls, values)
+
+
+def build(cls, values: dict, where: str = ""):
+    """Construct dataclass ``cls`` from a (nested) mapping, coercing and checking types."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(values) - set(fields), key=str)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} option(s): {', '.join(unknown)} "
-                         f"(known: {', '.join(sorted(known))})")
-    return cls(**values)
-
-
-def git_commit() -> str | None:
-    """The checkout's commit (with '-dirty'), or None outside a git checkout."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        raise ConfigError(
+            f"unknown {cls.__name__} option(s) {', '.join(where + str(k) for k in unknown)} "
+            f"(valid: {', '.join(where + k for k in fields)})")
+    hints, kwargs = _hints(cls), {}
+    for name, value in values.items():
+        kwargs[name] = _coerce(value, hints[name], f"{where}{name}")
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return rev + ("-dirty" if dirty else "")
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # __post_init__ validation of user-given values
+        raise ConfigError(f"{where.rstrip('.') + ': ' if where else ''}{exc}") from None
 
 
-def write_run_config(out_dir: str, config: dict) -> str:
-    """Write ``config.yaml`` (resolved config + version + git commit) into a run folder."""
-    from engine import __version__
+def _coerce(value, tp, where: str):
+    inner, optional = _unwrap_optional(tp)
+    if value is None:
+        if optional or tp is typing.Any:
+            return None
+        raise ConfigError(f"{where}: may not be empty")
+    if dataclasses.is_dataclass(inner):
+        if dataclasses.is_dataclass(value):
+            return value
+        return build(inner, value, where + ".")
+    origin = typing.get_origin(inner)
+    if inner is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if inner is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return int(value)
+    if inner is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return float(value)
+    if inner is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where}: expected text, got {value!r}")
+        return str(value)
+    if origin is typing.Literal:
+        choices = typing.get_args(inner)
+        if value not in choices:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, choices))}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        args = [a for a in typing.get_args(inner) if a is not Ellipsis]
+        item_tp = args[0] if args else typing.Any
+        items = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    return value
 
-    path = os.path.join(out_dir, "config.yaml")
-    record = {"synthclone_version": __version__, "git_commit": git_commit(), **config}
-    with atomic_write(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(record, f, sort_keys=False)
-    return path
+
+def _set_dotted(values: dict, key: str, value) -> None:
+    parts = key.split(".")
+    node = values
+    for p in parts[:-1]:
+        child = node.get(p)
+        if not isinstance(child, dict):
+            child = node[p] = {} if child is None else child
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {key}: {p} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _deep_copy(d):
+    if isinstance(d, dict):
+        return {k: _deep_copy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_deep_copy(v) for v in d]
+    return d
+
+
+def to_dict(cfg) -> dict:
+    """A config dataclass as plain YAML-safe data (tuples become lists)."""
+    def plain(v):
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(cfg))
+
+
+# ----------------------------------------------------------------------------- compatibility
+
+
+def resolve(cls, yaml_path: str | None = None, overrides: dict | None = None,
+            section: str | None = None):
+    """Old spelling of :func:`load_config`; remove once every command uses
+    :func:`config_from_args`."""
+    return load_config(cls, yaml_path, section=section, overrides=overrides)

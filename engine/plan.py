@@ -13,6 +13,7 @@ row per line, keys sorted.  The header's ``hash`` is the SHA-256 of the row line
 """
 from __future__ import annotations
 
+from engine.errors import UserError
 import dataclasses
 import hashlib
 import json
@@ -288,7 +289,7 @@ def write_plan(plan: Plan, path: str, overwrite: bool = False) -> None:
             f.write(r.to_json() + "\n")
 
 
-class PlanFileError(ValueError):
+class PlanFileError(UserError, ValueError):
     pass
 
 

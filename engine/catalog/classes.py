@@ -9,6 +9,7 @@ labels.
 """
 from __future__ import annotations
 
+from engine.errors import UserError
 import dataclasses
 import difflib
 import functools
@@ -21,7 +22,7 @@ from engine.catalog import wordnet as wn_mod
 IMAGENET_NUM_CLASSES = 1000
 
 
-class ClassLookupError(LookupError):
+class ClassLookupError(UserError, LookupError):
     """A wnid or class name that is not known; the message lists close matches."""
 
 

@@ -10,6 +10,7 @@ ImageNet wnids are WordNet 3.0 noun offsets (``n01440764`` -> offset 1440764).
 """
 from __future__ import annotations
 
+from engine.errors import UserError
 import functools
 import os
 import shutil
@@ -35,7 +36,7 @@ LEXNAMES = (
 )
 
 
-class WordNetUnavailable(RuntimeError):
+class WordNetUnavailable(UserError, RuntimeError):
     pass
 
 

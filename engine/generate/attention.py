@@ -6,6 +6,8 @@ reference).  ``choose("auto", device)`` takes the first backend whose constraint
 """
 from __future__ import annotations
 
+from engine.errors import ConfigError
+
 import importlib.util
 from dataclasses import dataclass, field
 from typing import Callable
@@ -82,12 +84,12 @@ def choose(name: str, device) -> Backend:
             if not _REGISTRY[n].unmet(device):
                 return _REGISTRY[n]
     if name not in _REGISTRY:
-        raise ValueError(f"unknown attention backend {name!r}; choose auto or one of "
+        raise ConfigError(f"unknown attention backend {name!r}; choose auto or one of "
                          f"{', '.join(names())}")
     b = _REGISTRY[name]
     unmet = b.unmet(device)
     if unmet:
-        raise ValueError(f"attention backend {name!r} cannot run here: needs "
+        raise ConfigError(f"attention backend {name!r} cannot run here: needs "
                          f"{'; '.join(unmet)}. Use --attention sdpa (or auto).")
     return b
 
@@ -98,7 +100,7 @@ def apply(module, name: str, device, fuse_qkv: bool = False) -> str:
     module.set_attn_processor(b.make())
     if fuse_qkv:
         if not b.fusable:
-            raise ValueError(f"fused QKV projections need the sdpa backend, not {b.name!r}; "
+            raise ConfigError(f"fused QKV projections need the sdpa backend, not {b.name!r}; "
                              "drop --fuse-qkv or use --attention sdpa")
         module.fuse_qkv_projections()
     return b.name

@@ -9,6 +9,8 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
+from engine.errors import ConfigError
+
 DTYPES = ("auto", "fp32", "fp16", "bf16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -116,7 +118,7 @@ def parse_shard(text: str | None, env=None) -> tuple[int, int]:
         try:
             i, n = (int(v) for v in text.split("/"))
         except ValueError:
-            raise ValueError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+            raise ConfigError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
     elif "WORLD_SIZE" in env and "RANK" in env:
         i, n = int(env["RANK"]), int(env["WORLD_SIZE"])
     elif "SLURM_NTASKS" in env and "SLURM_PROCID" in env:
@@ -124,7 +126,7 @@ def parse_shard(text: str | None, env=None) -> tuple[int, int]:
     else:
         i, n = 0, 1
     if not (n >= 1 and 0 <= i < n):
-        raise ValueError(f"shard {i}/{n}: need 0 <= i < n")
+        raise ConfigError(f"shard {i}/{n}: need 0 <= i < n")
     return i, n
 
 

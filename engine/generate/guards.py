@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.errors import ConfigError
+
 BLANK_STD = 1.0
 """An image whose pixel standard deviation (0-255 scale) is below this is blank (e.g. the
 all-black output of a safety checker, or a collapsed sample)."""
@@ -54,7 +56,7 @@ class ClipFilter:
             self.model, _, self.preprocess = open_clip.create_model_and_transforms(
                 cfg.model, pretrained=cfg.pretrained, device=device)
         except (RuntimeError, OSError, ValueError) as exc:
-            raise ValueError(f"CLIP filter: cannot load open_clip {cfg.model!r} with pretrained="
+            raise ConfigError(f"CLIP filter: cannot load open_clip {cfg.model!r} with pretrained="
                              f"{cfg.pretrained!r} ({exc}); pass a local weights file with "
                              "--clip-pretrained PATH") from exc
         finally:

@@ -5,16 +5,18 @@ the sample index as a string.  Images come back as uint8 (H, W, 3).
 """
 from __future__ import annotations
 
+from engine.errors import ConfigError
+
 import os
 
 
 class RealImages:
     def __init__(self, source: str | None):
         if source is None:
-            raise ValueError("the plan has image-conditioned rows (init_image): pass --real "
+            raise ConfigError("the plan has image-conditioned rows (init_image): pass --real "
                              "FOLDER_OR_BETON with the real images")
         if not os.path.exists(source):
-            raise ValueError(f"--real {source}: no such folder or .beton")
+            raise ConfigError(f"--real {source}: no such folder or .beton")
         self.source = source
         self._reader = None
         if os.path.isfile(source):
@@ -29,13 +31,13 @@ class RealImages:
             try:
                 i = int(key)
             except ValueError:
-                raise ValueError(f"init_image {key!r}: with a .beton source it must be a sample "
+                raise ConfigError(f"init_image {key!r}: with a .beton source it must be a sample "
                                  "index") from None
             return np.asarray(self._reader.read(i)["image"])
         from PIL import Image
 
         path = key if os.path.isabs(key) else os.path.join(self.source, key)
         if not os.path.exists(path):
-            raise ValueError(f"init_image {key!r} not found under {self.source}")
+            raise ConfigError(f"init_image {key!r} not found under {self.source}")
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))

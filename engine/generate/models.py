@@ -7,6 +7,7 @@ directly).  The safety checker is off unless asked for (seed 002 disabled it).
 """
 from __future__ import annotations
 
+from engine.errors import UserError
 import os
 
 BUILTIN = ("tiny", "sd15-arch")
@@ -19,7 +20,7 @@ SD1_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.01
                      steps_offset=1, prediction_type="epsilon")
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(UserError, ValueError):
     """The model spec cannot be loaded (missing path, no hub access, incompatible files)."""
 
 

@@ -40,7 +40,7 @@ class RunLog:
 
     # ------------------------------------------------------------------ files
     def write_state(self) -> None:
-        from engine.config import write_run_config
+        from engine.runs import write_run_config
 
         with atomic_write(os.path.join(self.run_dir, "state.json"), "w", encoding="utf-8") as f:
             json.dump({"plan_hash": self.plan.hash, "shard": self.shard,

@@ -6,6 +6,7 @@ re-samples queued at the end), 6. finalize the .beton and the run folder.
 """
 from __future__ import annotations
 
+from engine.errors import UserError
 import json
 import os
 import time
@@ -19,7 +20,7 @@ from engine.generate.tail import Tail, postprocess
 from engine.paths import atomic_write
 
 
-class GenerateError(RuntimeError):
+class GenerateError(UserError, RuntimeError):
     """A generation run cannot start or continue; the message says what to do."""
 
 

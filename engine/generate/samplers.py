@@ -6,6 +6,8 @@ keep per-run state (previous model outputs).
 """
 from __future__ import annotations
 
+from engine.errors import ConfigError
+
 SAMPLERS = ("pndm", "ddim", "dpmpp")
 
 
@@ -20,4 +22,4 @@ def make_scheduler(name: str, base_config):
     if name == "dpmpp":
         return DPMSolverMultistepScheduler.from_config(
             base_config, algorithm_type="dpmsolver++", solver_order=2)
-    raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+    raise ConfigError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")

@@ -4,6 +4,8 @@ embedding cache, CFG batching and per-row seeds.
 """
 from __future__ import annotations
 
+from engine.errors import ConfigError
+
 import time
 
 from engine.generate.batching import Batch, batch_noise, resample_seed
@@ -68,7 +70,7 @@ class Sampler:
 
         enc = getattr(self.pipe, "image_encoder", None)
         if enc is None:
-            raise ValueError("'via real images' rows need a model with a CLIP image encoder")
+            raise ConfigError("'via real images' rows need a model with a CLIP image encoder")
         size = enc.config.image_size
         x = self._load_images(rows, size, size)                        # (B, 3, S, S) in [-1, 1]
         x = (x + 1) / 2
@@ -84,7 +86,7 @@ class Sampler:
         import torch.nn.functional as F
 
         if self.image_loader is None:
-            raise ValueError("rows with init_image need an image source (--real)")
+            raise ConfigError("rows with init_image need an image source (--real)")
         ims = [torch.from_numpy(np.array(self.image_loader(r.init_image), dtype=np.uint8))
                for r in rows]
         out = []

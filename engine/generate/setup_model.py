@@ -1,6 +1,8 @@
 """Put a loaded pipeline on its device/dtype and apply the throughput switches of a config."""
 from __future__ import annotations
 
+from engine.errors import ConfigError
+
 
 def resolve_device(name: str):
     import torch
@@ -9,7 +11,7 @@ def resolve_device(name: str):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available here; use --device cpu")
+        raise ConfigError(f"--device {name}: CUDA is not available here; use --device cpu")
     return dev
 
 
@@ -22,10 +24,10 @@ def resolve_dtype(name: str, device):
         return torch.bfloat16 if cpu_has_bf16() else torch.float32
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
     if dtype == torch.float16 and device.type != "cuda":
-        raise ValueError("--dtype fp16 needs CUDA (fp16 on CPU is slow); use --dtype bf16 on "
+        raise ConfigError("--dtype fp16 needs CUDA (fp16 on CPU is slow); use --dtype bf16 on "
                          "CPUs with native bf16 (AVX512-BF16/AMX), else fp32")
     if dtype == torch.bfloat16 and device.type == "cpu" and not cpu_has_bf16():
-        raise ValueError("--dtype bf16 on this CPU would be emulated (no AVX512-BF16/AMX): "
+        raise ConfigError("--dtype bf16 on this CPU would be emulated (no AVX512-BF16/AMX): "
                          "use --dtype fp32")
     return dtype
 
@@ -59,7 +61,7 @@ def prepare(pipe, cfg, device, dtype) -> dict:
     done = getattr(pipe, "_synthclone_prepared", None)
     if done is not None:
         if done[0] != key:
-            raise ValueError("this pipeline was already prepared with other settings; load the "
+            raise ConfigError("this pipeline was already prepared with other settings; load the "
                              "model again to change device/dtype/attention/compile switches")
         return dict(done[1])
     pipe.to(device)

@@ -13,6 +13,7 @@ file ``{wnid: meaning}`` that the ``disambiguated``/``cd``/``sd`` recipes read (
 """
 from __future__ import annotations
 
+from engine.errors import UserError
 import dataclasses
 import json
 import os
@@ -27,7 +28,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".JPEG")
 DEFAULT_K = 5
 
 
-class AmbiguityError(RuntimeError):
+class AmbiguityError(UserError, RuntimeError):
     """Label-ambiguity resolution cannot run (no candidates, no images, no CLIP model)."""
 
 

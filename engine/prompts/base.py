@@ -11,13 +11,14 @@ that have fewer distinct prompts than ``n`` cycle through them in a fixed order.
 """
 from __future__ import annotations
 
+from engine.errors import UserError
 import abc
 from typing import Callable
 
 from engine.catalog import ClassInfo
 
 
-class RecipeError(ValueError):
+class RecipeError(UserError, ValueError):
     """A recipe cannot produce prompts for a class (missing hypernym, bad template, ...)."""
 
 

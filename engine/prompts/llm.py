@@ -12,6 +12,7 @@ meanings of a class name (§3.1).  :func:`parse_list` reads numbered, bulleted o
 """
 from __future__ import annotations
 
+from engine.errors import UserError
 import dataclasses
 import hashlib
 import json
@@ -50,7 +51,7 @@ ASPECT_LABEL = re.compile(r"\b(foreground|background|lighting(?: condition)?|cam
 MARKER = re.compile(r"^\s*(?:\d+\s*[.):\]]|[-*\u2022]|\(\d+\))\s+")
 
 
-class LLMError(RuntimeError):
+class LLMError(UserError, RuntimeError):
     """The LLM server could not be used (unreachable, errors, unusable answers)."""
 
 

@@ -8,6 +8,7 @@ Pointers in the record are left at 0; the writer patches them when it places the
 """
 from __future__ import annotations
 
+from loaders.errors import LoadersError
 import numbers
 
 import numpy as np
@@ -18,7 +19,7 @@ from ffcv.fields.rgb_image import encode_jpeg, resizer
 from loaders.beton.format import IMAGE_MODE_JPG, IMAGE_MODE_RAW, EncodedImage
 
 
-class SampleError(ValueError):
+class SampleError(LoadersError, ValueError):
     """A sample's values do not fit its fields (message names the sample and the field)."""
 
 

@@ -15,6 +15,7 @@ renamed by hand is refused by FFCV and by our reader instead of being read as ga
 """
 from __future__ import annotations
 
+from loaders.errors import LoadersError
 import dataclasses
 
 import numpy as np
@@ -47,7 +48,7 @@ FIELD_NAME_BYTES = 16
 """Field names are stored in 16 ASCII bytes (longer names are cut by FFCV; we refuse them)."""
 
 
-class BetonFormatError(ValueError):
+class BetonFormatError(LoadersError, ValueError):
     """A .beton (or partial/journal) file is truncated, corrupt or not what the caller expects."""
 
 

@@ -9,6 +9,7 @@ partial output; running the same pack again resumes it (``overwrite`` starts ove
 """
 from __future__ import annotations
 
+from loaders.errors import LoadersError
 import collections
 import concurrent.futures
 import dataclasses
@@ -86,7 +87,7 @@ class PackResult:
     """label -> number of samples written."""
 
 
-class PackError(ValueError):
+class PackError(LoadersError, ValueError):
     """An input image or list line that cannot be packed (message names the file)."""
 
 

@@ -38,6 +38,7 @@ of the samples' own fields (e.g. a ``sample_id`` IntField) are untouched.
 """
 from __future__ import annotations
 
+from loaders.errors import LoadersError
 import concurrent.futures
 import functools
 import os
@@ -69,7 +70,7 @@ def _run_batch(batch: list) -> list:
     return out
 
 
-class BetonWriteError(RuntimeError):
+class BetonWriteError(LoadersError, RuntimeError):
     """The writer failed (I/O error such as a full disk); the partial stays resumable."""
 
 

@@ -73,21 +73,21 @@ def test_kill_in_the_middle_then_resume(tmp_path):
     ("no-such-org/no-such-model", "no model hub access"),
 ])
 def test_bad_model_is_a_clear_error_before_any_output(tmp_path, model, needle):
-    from engine.generate.cli import main
+    from engine.cli import main
 
     plan_path, out = str(tmp_path / "plan.jsonl"), str(tmp_path / "clone.beton")
     write_plan(make_plan(per_class=1), plan_path)
-    assert main([plan_path, "--out", out, "--model", model, "--no-progress"]) == 2
+    assert main(["generate", plan_path, "--out", out, "--model", model, "--no-progress"]) == 2
     assert sorted(os.listdir(tmp_path)) == ["plan.jsonl"]
 
 
 def test_cli_error_messages(tmp_path, capsys):
-    from engine.generate.cli import main
+    from engine.cli import main
 
     plan_path = str(tmp_path / "plan.jsonl")
     write_plan(make_plan(per_class=1), plan_path)
-    assert main([plan_path, "--out", str(tmp_path / "x.beton"), "--shard", "3/2"]) == 2
+    assert main(["generate", plan_path, "--out", str(tmp_path / "x.beton"), "--shard", "3/2"]) == 2
     assert "0 <= i < n" in capsys.readouterr().err
-    assert main([plan_path, "--out", str(tmp_path / "x.beton"), "--dtype", "fp16",
+    assert main(["generate", plan_path, "--out", str(tmp_path / "x.beton"), "--dtype", "fp16",
                  "--device", "cpu"]) == 2
     assert "needs CUDA" in capsys.readouterr().err
