@@ -1,18 +1,18 @@
 """``python -m bench NAME [--quick] [options]``; ``python -m bench --list``.
 
-Each benchmark is ``bench/<name>.py`` with ``main(argv) -> dict``: it prints a readable table
-to stderr and returns the figures; this runner prints them, last on stdout, as one JSON line
-(with ``env``: torch version, threads, device).
+Each benchmark is ``bench/<name>.py`` with ``main(argv) -> dict`` built with the harness in
+``bench/common.py`` (see its docstring for the rules and a complete example): it prints its
+tables to stderr and returns the figures; this runner prints them, with ``benchmark`` and
+``env``, as the last stdout line, one JSON object (``bench.common.emit``).
 """
 from __future__ import annotations
 
 import importlib
-import json
 import pkgutil
 import sys
 
 import bench
-from bench.common import env_info
+from bench.common import emit
 
 
 def available() -> list[str]:
@@ -30,11 +30,7 @@ def main(argv=None) -> int:
         print(f"unknown benchmark {name!r}; available: {', '.join(available())}", file=sys.stderr)
         return 2
     result = importlib.import_module(f"bench.{name}").main(argv[1:])
-    result = dict(result or {})
-    result.setdefault("benchmark", name)
-    result["env"] = {**env_info(), **result.get("env", {})}
-    sys.stdout.flush()
-    print(json.dumps(result, sort_keys=True))
+    emit(result or {}, benchmark=name)
     return 0
 
 
