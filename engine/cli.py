@@ -3,7 +3,7 @@
 Each command is ``main(argv: list[str]) -> int`` in its own module, imported only when called
 (so ``--help`` stays fast: command modules import heavy libraries inside ``main``).
 
-Errors (DESIGN.md "Errors"): a user error (:data:`engine.errors.USER_ERRORS`) or an ``OSError``
+Errors (DESIGN.md "Errors"): a usage error (argparse) prints one line and exits 2; a user error (:data:`engine.errors.USER_ERRORS`) or an ``OSError``
 (missing file, read-only folder, disk full) prints one line ``synthclone CMD: error: ...`` and
 exits 2; Ctrl-C prints one line and exits 130; a closed stdout pipe (``| head``) exits quietly.
 Anything else is a bug and keeps its traceback.
@@ -18,9 +18,9 @@ COMMANDS = {
     "classes": ("engine.catalog.cli", "main", "resolve and show a class set"),
     "plan": ("engine.plan_cli", "main", "build and write a generation plan"),
     "generate": ("engine.generate.cli", "main", "generate a plan into a .beton"),
-    "pack": ("loaders.beton.cli", "pack_main", "pack a real image folder into a .beton"),
-    "merge": ("loaders.beton.cli", "merge_main", "merge .beton shards into one file"),
-    "inspect": ("loaders.beton.cli", "inspect_main", "summarise / verify a .beton"),
+    "pack": ("engine.beton_cli", "pack_main", "pack a real image folder into a .beton"),
+    "merge": ("engine.beton_cli", "merge_main", "merge .beton shards into one file"),
+    "inspect": ("engine.beton_cli", "inspect_main", "summarise / verify a .beton"),
     "recipes": ("engine.prompts.cli", "recipes_main", "list the prompt recipes of the papers"),
     "meanings": ("engine.prompts.cli", "meanings_main", "resolve ambiguous class names (CLIP)"),
     "demo": ("engine.demo", "main", "the README's main job on the built-in default"),
@@ -47,7 +47,11 @@ def run_command(name: str, argv: list[str]) -> int:
     module, func, _ = COMMANDS[name]
     prog = f"synthclone {name}"
     try:
-        return int(getattr(importlib.import_module(module), func)(argv) or 0)
+        code = int(getattr(importlib.import_module(module), func)(argv) or 0)
+        sys.stdout.flush()  # a closed pipe (| head) shows here, inside the handler below
+        return code
+    except SystemExit as exc:  # argparse: --help (0) and usage errors (2, one line printed)
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     except USER_ERRORS as exc:
         print(f"{prog}: error: {' '.join(str(exc).split()) or type(exc).__name__}",
               file=sys.stderr)

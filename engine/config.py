@@ -4,19 +4,27 @@ Every command builds its config the same way::
 
     parser = ArgumentParser(prog="synthclone generate", description=...)
     parser.add_argument("plan")
+    add_out_arg(parser, ".beton to write")           # --out/-o: the same flag in every command
+    add_config_file_args(parser, "generate")         # --config FILE.yaml, --set KEY=VALUE
     add_config_args(parser, GenerateConfig)          # --batch-size, --compile/--no-compile, ...
     args = parser.parse_args(argv)
     cfg = config_from_args(GenerateConfig, args, section="generate")
 
-Resolution order: dataclass defaults -> the ``section:`` of the YAML file given with
-``--config`` -> ``key=value`` overrides -> flags; then *one* validation, the dataclass's
-``__post_init__``, after everything is applied. Nested dataclass fields are addressed with dots
+Resolution order: dataclass defaults -> the command's own ``defaults`` (where the CLI differs
+from the Python API, e.g. progress bars on) -> the ``section:`` of the YAML file given with
+``--config`` -> ``--set key=value`` overrides -> the command's ``extra`` values (custom flags
+such as ``plan --recipe NAME=WEIGHT``) -> flags; then *one* validation, the dataclass's
+``__post_init__``, after everything is applied. An optional number flag takes ``none``
+(``--store-size none``) to set the field to None. Nested dataclass fields are addressed with dots
 (``optim.lr=0.1`` or ``--optim.lr 0.1``). Unknown keys are an error that lists the valid ones.
 
 Config YAML files have one shape everywhere: a mapping of sections (``plan:``, ``generate:``,
 ``train:``, ``eval:``, ...), each a mapping of that command's options.
 
 Flag help comes from the docstring under each dataclass field (as in ``GenerateConfig``).
+Flags that mean one thing have one name in every command; the helpers below make the ones that
+are not config fields (``--out/-o``, ``--overwrite``, ``--progress/--no-progress``, ``--config``,
+``--set``). Old spellings stay accepted, hidden, for one release (``aliases=``).
 Errors are :class:`engine.errors.ConfigError` (one line, exit 2 in the CLI).
 """
 from __future__ import annotations
@@ -86,10 +94,12 @@ def _unwrap_optional(tp):
 # ----------------------------------------------------------------------------- flags
 
 _CONFIG_PATHS = "_config_paths"
+_CONFIG_DEFAULTS = "_config_defaults"
 
 
 def add_config_args(parser: argparse.ArgumentParser, cls, *, exclude=(), flags=None,
-                    aliases=None, prefix: str = "", group=None) -> list[str]:
+                    aliases=None, prefix: str = "", group=None, section: str | None = None,
+                    defaults: dict | None = None) -> list[str]:
     """Add one flag per field of dataclass ``cls`` (recursing into nested dataclass fields).
 
     * ``bool`` fields become ``--x/--no-x``; ``int``/``float``/``str`` (optionally ``| None``)
@@ -98,10 +108,17 @@ def add_config_args(parser: argparse.ArgumentParser, cls, *, exclude=(), flags=N
     * ``flags``: ``{path: ("--out", "-o")}`` replaces a field's option strings.
     * ``aliases``: ``{path: ("--max-resolution",)}`` adds hidden spellings (kept for one release).
     * ``exclude``: field paths that get no flag (set them another way).
+    * ``section``: for a command that builds several configs (``demo``: ``plan`` and
+      ``generate``), the config these flags belong to; :func:`config_from_args` with the same
+      ``section`` reads only them. Flag names stay undecorated (``--steps``, ``--model``).
+    * ``defaults``: ``{path: value}`` where the command's default differs from the dataclass's
+      (``pack`` shows a progress bar, the ``pack()`` API does not); shown in the help and
+      applied by :func:`config_from_args` before the YAML file.
     Every flag defaults to ``None`` (= not given), so only what the user typed overrides the
     YAML file. Returns the field paths added; :func:`config_from_args` reads them back.
     """
     flags, aliases, exclude = dict(flags or {}), dict(aliases or {}), set(exclude)
+    cli_defaults = dict(defaults or {})
     docs, hints = field_docs(cls), _hints(cls)
     target = group or parser
     added: list[str] = []
@@ -115,23 +132,30 @@ def add_config_args(parser: argparse.ArgumentParser, cls, *, exclude=(), flags=N
         if dataclasses.is_dataclass(tp):
             sub = parser.add_argument_group(f"{path} options", docs.get(f.name))
             added += add_config_args(parser, tp, exclude=exclude, flags=flags, aliases=aliases,
-                                     prefix=path + ".", group=sub)
+                                     prefix=path + ".", group=sub, section=section,
+                                     defaults={k: v for k, v in cli_defaults.items()
+                                               if k.startswith(path + ".")})
             continue
-        kwargs = _flag_kwargs(tp)
+        kwargs = _flag_kwargs(tp, optional=_unwrap_optional(hints[f.name])[1])
         if kwargs is None:
             continue
-        default = _default_of(f)
-        help_ = docs.get(f.name, "")
-        if default is not dataclasses.MISSING and not isinstance(default, (list, dict, tuple)):
+        default = cli_defaults[path] if path in cli_defaults else _default_of(f)
+        help_ = docs.get(f.name, "").replace("``", "")
+        if default not in (dataclasses.MISSING, None) and not isinstance(default,
+                                                                          (list, dict, tuple)):
             help_ += f" [default: {default}]"
         names = flags.get(path) or ("--" + path.replace("_", "-"),)
-        target.add_argument(*names, dest=path, default=None, help=help_.replace("%", "%%"),
+        dest = f"{section}:{path}" if section else path
+        target.add_argument(*names, dest=dest, default=None, help=help_.replace("%", "%%"),
                             **kwargs)
         for alias in aliases.get(path, ()):
-            target.add_argument(alias, dest=path, default=None, help=argparse.SUPPRESS, **kwargs)
+            target.add_argument(alias, dest=dest, default=None, help=argparse.SUPPRESS, **kwargs)
         added.append(path)
-    known = list(parser.get_default(_CONFIG_PATHS) or [])
-    parser.set_defaults(**{_CONFIG_PATHS: known + added})
+    if not prefix:  # the outermost call records what it (and its nested calls) added
+        known = list(parser.get_default(_CONFIG_PATHS) or [])
+        known_defaults = list(parser.get_default(_CONFIG_DEFAULTS) or [])
+        parser.set_defaults(**{_CONFIG_PATHS: known + [(section, p) for p in added],
+                               _CONFIG_DEFAULTS: known_defaults + [(section, cli_defaults)]})
     return added
 
 
@@ -143,10 +167,35 @@ def _default_of(f: dataclasses.Field):
     return dataclasses.MISSING
 
 
-def _flag_kwargs(tp) -> dict | None:
+NONE = "none"
+"""What an optional number flag takes to set its field to None (``--store-size none``)."""
+
+
+class _NoneValue:
+    """An explicit ``none`` on the command line (``None`` itself means "flag not given")."""
+
+    def __repr__(self):
+        return NONE
+
+
+_EXPLICIT_NONE = _NoneValue()
+
+
+def _optional(parse):
+    def convert(text: str):
+        return _EXPLICIT_NONE if text.strip().lower() == NONE else parse(text)
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
+
+
+def _flag_kwargs(tp, optional: bool = False) -> dict | None:
     origin = typing.get_origin(tp)
     if tp is bool:
         return {"action": argparse.BooleanOptionalAction}
+    if tp in (int, float) and optional:
+        return {"type": _optional(_finite if tp is float else tp),
+                "metavar": f"{tp.__name__.upper()}|{NONE}"}
     if tp in (int, float, str):
         return {"type": _finite if tp is float else tp, "metavar": tp.__name__.upper()}
     if origin is typing.Literal:
@@ -161,10 +210,17 @@ def _flag_kwargs(tp) -> dict | None:
 
 
 def _finite(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
+
+
+finite_float = _finite
+"""``type=`` for a float flag that refuses ``nan``/``inf`` (what config flags use)."""
 
 
 def parse_assignments(items) -> dict:
@@ -185,19 +241,33 @@ def parse_assignments(items) -> dict:
 
 
 def config_from_args(cls, args: argparse.Namespace, *, section: str | None = None,
-                     yaml_path: str | None = None, assignments=None, extra: dict | None = None):
-    """Build ``cls`` from ``--config`` (``args.config`` unless ``yaml_path`` is given; its
-    ``section:``), then ``key=value`` ``assignments``, then ``extra``, then the flags that
-    :func:`add_config_args` added and the user gave."""
+                     yaml_path: str | None = None, assignments=None, extra: dict | None = None,
+                     defaults: dict | None = None):
+    """Build ``cls``: ``defaults`` (the command's own; those given to :func:`add_config_args`
+    are added), then ``--config`` (``args.config``
+    unless ``yaml_path`` is given; its ``section:``), then ``key=value`` ``assignments``
+    (``args.assignments``, i.e. ``--set``, unless given), then ``extra`` (values of the
+    command's custom flags; ``None`` = not given), then the flags that :func:`add_config_args`
+    added and the user gave; then one validation."""
     if yaml_path is None:
         yaml_path = getattr(args, "config", None)
+    if assignments is None:
+        assignments = getattr(args, "assignments", None)
+    merged_defaults: dict = {}
+    for flag_section, values in getattr(args, _CONFIG_DEFAULTS, None) or ():
+        if flag_section is None or flag_section == section:
+            merged_defaults.update(values)
+    merged_defaults.update(defaults or {})
     overrides = parse_assignments(assignments)
     overrides.update({k: v for k, v in (extra or {}).items() if v is not None})
-    for path in getattr(args, _CONFIG_PATHS, None) or ():
-        value = getattr(args, path, None)
+    for flag_section, path in getattr(args, _CONFIG_PATHS, None) or ():
+        if flag_section is not None and flag_section != section:
+            continue
+        value = getattr(args, f"{flag_section}:{path}" if flag_section else path, None)
         if value is not None:
             overrides[path] = value
-    return load_config(cls, yaml_path, section=section, overrides=overrides)
+    return load_config(cls, yaml_path, section=section, overrides=overrides,
+                       defaults=merged_defaults)
 
 
 # ----------------------------------------------------------------------------- YAML
@@ -236,14 +306,24 @@ def load_section(path: str, section: str) -> dict:
 
 
 def load_config(cls, yaml_path: str | None = None, *, section: str | None = None,
-                overrides: dict | None = None):
-    """Dataclass defaults -> ``section`` of ``yaml_path`` -> ``overrides`` (dotted keys allowed;
-    ``None`` values ignored) -> one validation. Unknown keys raise :class:`ConfigError`."""
+                overrides: dict | None = None, defaults: dict | None = None):
+    """Dataclass defaults -> ``defaults`` -> ``section`` of ``yaml_path`` -> ``overrides``
+    (dotted keys allowed; ``None`` values ignored, an explicit ``none`` flag sets None) -> one
+    validation. Unknown keys raise :class:`ConfigError`.
+
+    Config files have one shape: ``section`` names the part this config reads (``plan``,
+    ``generate``, ...); without ``section`` the whole file is the config (for callers that
+    store a single config, e.g. a run folder's record)."""
     values: dict = {}
-    if yaml_path:
-        values = _deep_copy(load_section(yaml_path, section) if section else load_yaml(yaml_path))
+    for key, value in (defaults or {}).items():
+        _set_dotted(values, key, value)
+    if yaml_path:  # a key of the file replaces the command's default for that key wholesale
+        values.update(_deep_copy(load_section(yaml_path, section) if section
+                                 else load_yaml(yaml_path)))
     for key, value in (overrides or {}).items():
-        if value is not None:
+        if value is _EXPLICIT_NONE:
+            _set_dotted(values, key, None)
+        elif value is not None:
             _set_dotted(values, key, value)
     return build(cls, values)
 
@@ -350,11 +430,50 @@ def to_dict(cfg) -> dict:
     return plain(dataclasses.asdict(cfg))
 
 
-# ----------------------------------------------------------------------------- compatibility
+# ----------------------------------------------------------------------------- shared flags
+# Flags that are not config fields but mean one thing in every command: one helper each, so
+# their names and help read the same everywhere (tests/test_cli_contract.py compares them).
 
 
-def resolve(cls, yaml_path: str | None = None, overrides: dict | None = None,
-            section: str | None = None):
-    """Old spelling of :func:`load_config`; remove once every command uses
-    :func:`config_from_args`."""
-    return load_config(cls, yaml_path, section=section, overrides=overrides)
+def add_config_file_args(parser: argparse.ArgumentParser, section: str,
+                         example: str = "seed=1", assignments: bool = True) -> None:
+    """``--config FILE.yaml`` (its ``section:`` sets the command's options) and, unless
+    ``assignments`` is False, ``--set KEY=VALUE`` (repeatable)."""
+    parser.add_argument("--config", metavar="FILE.yaml",
+                        help=f"YAML config file; its '{section}:' section sets the options "
+                             "below (--set and flags override it)")
+    if assignments:
+        parser.add_argument("--set", dest="assignments", action="append", metavar="KEY=VALUE",
+                            help=f"set one '{section}:' option (repeatable), e.g. --set "
+                                 f"{example}; applied after --config, before flags")
+
+
+def add_out_arg(parser: argparse.ArgumentParser, what: str, *, required: bool = True,
+                default: str | None = None, metavar: str = "OUT") -> None:
+    """``--out/-o``: where the command writes (``what`` says what that is)."""
+    help_ = f"output: {what}" + (f" [default: {default}]" if default else "")
+    parser.add_argument("--out", "-o", required=required and default is None, default=default,
+                        metavar=metavar, help=help_)
+
+
+def add_overwrite_arg(parser: argparse.ArgumentParser,
+                      what: str = "an existing output (without it: refuse)") -> None:
+    """``--overwrite``: replace an existing output instead of refusing (or resuming)."""
+    parser.add_argument("--overwrite", action="store_true", help=f"replace {what}")
+
+
+PROGRESS_HELP = "Show a progress bar on stderr."
+
+
+def add_progress_arg(parser: argparse.ArgumentParser, default: bool = True) -> None:
+    """``--progress/--no-progress`` (hidden old spelling ``--quiet`` = ``--no-progress``), for
+    commands whose progress switch is not a config field."""
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=default,
+                        help=f"{PROGRESS_HELP} [default: {default}]")
+    add_quiet_alias(parser)
+
+
+def add_quiet_alias(parser: argparse.ArgumentParser, dest: str = "progress") -> None:
+    """The hidden old spelling ``--quiet`` of ``--no-progress`` (kept for one release)."""
+    parser.add_argument("--quiet", dest=dest, action="store_const", const=False,
+                        help=argparse.SUPPRESS)

@@ -9,23 +9,55 @@ of (master seed, sample_id) only, so any shard regenerates exactly the images of
 Prompts are drawn per (recipe, class) from a seed derived from (master seed, recipe, class).
 
 File format (JSON Lines, UTF-8): line 1 ``{"synthclone_plan": 1, "header": {...}}``, then one
-row per line, keys sorted.  The header's ``hash`` is the SHA-256 of the row lines.
+row per line, keys sorted.  The header's ``hash`` (:func:`content_hash`) is the SHA-256 of the
+row lines: the plan's identity, which run folders record.  A shard's file (``Plan.shard``) keeps
+the full plan's ``hash`` and adds ``shard: [i, n]`` and ``shard_hash``, the hash of its own rows.
+:func:`read_plan` checks the format number, the hash, and every row's values.
+
+This module is the one home of the plan contracts: :data:`SAMPLERS`, :func:`content_hash`,
+:func:`check_shard`, :func:`check_row`.
 """
 from __future__ import annotations
 
-from engine.errors import UserError
 import dataclasses
 import hashlib
 import json
+import math
 import os
+from typing import TYPE_CHECKING
 
 from engine import __version__
-from engine.catalog import ClassInfo, ClassSet, get_class_set
+from engine.errors import ConfigError, UserError
 from engine.paths import atomic_write
 
+if TYPE_CHECKING:  # the catalog (numpy, timm tables) is imported when a plan is built
+    from engine.catalog import ClassInfo, ClassSet
+
 PLAN_FORMAT = 1
+"""Version of the plan file layout (line 1's ``synthclone_plan``)."""
 SAMPLERS = ("pndm", "ddim", "dpmpp")
+"""Sampler names a plan row may carry: pndm (PLMS), ddim, dpmpp (DPM-Solver++).
+``engine.generate`` maps each to a diffusers scheduler."""
 SEED_BITS = 63
+
+
+class PlanFileError(UserError, ValueError):
+    """A plan file that cannot be used: not a plan, another format, modified, or a bad row."""
+
+
+def content_hash(rows) -> str:
+    """The plan hash: SHA-256 (hex) of the rows' JSON lines joined by newlines."""
+    return hashlib.sha256("\n".join(r.to_json() for r in rows).encode()).hexdigest()
+
+
+def check_shard(i: int, n: int) -> tuple[int, int]:
+    """``(i, n)`` if it names shard i of n (``0 <= i < n``); else :class:`ConfigError`."""
+    if isinstance(i, bool) or isinstance(n, bool) or not (isinstance(i, int)
+                                                         and isinstance(n, int)):
+        raise ConfigError(f"shard {i!r}/{n!r}: expected whole numbers I/N")
+    if not (n >= 1 and 0 <= i < n):
+        raise ConfigError(f"shard {i}/{n}: need 0 <= I < N (e.g. --shard 0/4 .. 3/4)")
+    return i, n
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,16 +128,53 @@ class PlanConfig:
                 raise ValueError(f"recipe {name!r}: weight must be a positive number, got {w!r}")
         if self.counts_file is None and (self.images_per_class is None or self.images_per_class < 1):
             raise ValueError("images_per_class must be >= 1 (or give counts_file)")
-        if self.counts_multiplier <= 0:
-            raise ValueError("counts_multiplier must be > 0")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
-        if self.steps < 1:
-            raise ValueError("steps must be >= 1")
-        for side in ("height", "width"):
-            v = getattr(self, side)
-            if v < 8 or v % 8:
-                raise ValueError(f"{side} must be a positive multiple of 8, got {v}")
+        if not (math.isfinite(self.counts_multiplier) and self.counts_multiplier > 0):
+            raise ValueError("counts_multiplier must be a finite number > 0")
+        problem = _sampling_problem(self.guidance, self.steps, self.height, self.width,
+                                    self.sampler)
+        if problem:
+            raise ValueError(problem)
+
+
+def _sampling_problem(guidance, steps, height, width, sampler) -> str | None:
+    """What is wrong with the sampling settings of a config or a row (None if nothing)."""
+    if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) \
+            or not math.isfinite(guidance) or guidance < 0:
+        return f"guidance must be a finite number >= 0, got {guidance!r}"
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        return f"steps must be a whole number >= 1, got {steps!r}"
+    for side, v in (("height", height), ("width", width)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 8 or v % 8:
+            return f"{side} must be a positive multiple of 8, got {v!r}"
+    if sampler not in SAMPLERS:
+        return f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}"
+    return None
+
+
+def check_row(row: "PlanRow") -> None:
+    """Raise ``ValueError`` naming the first bad value of a row (types and ranges)."""
+    for name in ("sample_id", "label", "seed"):
+        v = getattr(row, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{name} must be a whole number >= 0, got {v!r}")
+    if row.seed >= 1 << 64:
+        raise ValueError(f"seed must be < 2**64, got {row.seed}")
+    for name in ("recipe", "prompt"):
+        if not isinstance(getattr(row, name), str):
+            raise ValueError(f"{name} must be text, got {getattr(row, name)!r}")
+    for name in ("wnid", "negative_prompt", "init_image"):
+        v = getattr(row, name)
+        if v is not None and not isinstance(v, str):
+            raise ValueError(f"{name} must be text or absent, got {v!r}")
+    problem = _sampling_problem(row.guidance, row.steps, row.height, row.width, row.sampler)
+    if problem:
+        raise ValueError(problem)
+    if row.strength is not None:
+        s = row.strength
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s <= 1:
+            raise ValueError(f"strength must be in (0, 1], got {s!r}")
+        if row.init_image is None:
+            raise ValueError("strength is given but init_image is not")
 
 
 def derive_seed(*parts) -> int:
@@ -148,8 +217,7 @@ class Plan:
         shard ``(start + k) % n``, where ``start`` counts the rows of the classes before it: a
         round-robin that continues across classes, so remainders spread over the shards.
         """
-        if not (n >= 1 and 0 <= i < n):
-            raise ValueError(f"shard {i}/{n}: need 0 <= i < n")
+        check_shard(i, n)
         start, total = {}, 0
         for label, count in self.counts("label").items():
             start[label], total = total, total + count
@@ -160,7 +228,8 @@ class Plan:
             seen[r.label] = k + 1
             if (start[r.label] + k) % n == i:
                 rows.append(r)
-        header = dict(self.header, shard=[i, n], num_rows=len(rows))
+        header = dict(self.header, shard=[i, n], num_rows=len(rows),
+                      shard_hash=content_hash(rows))
         return Plan(header, rows)
 
     def counts(self, key: str) -> dict:
@@ -186,14 +255,18 @@ def _split(n: int, weights: dict) -> dict:
 def read_counts(path: str) -> dict[str, int]:
     """``wnid count`` lines -> {wnid: count}."""
     out = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split("#", 1)[0].split()
-            if not parts:
-                continue
-            if len(parts) != 2 or not parts[1].isdigit():
-                raise ValueError(f"{path}:{lineno}: expected 'wnid count', got {line.strip()!r}")
-            out[parts[0]] = int(parts[1])
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.readlines()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file of 'wnid count' lines") from None
+    for lineno, line in enumerate(lines, 1):
+        parts = line.split("#", 1)[0].split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not parts[1].isdigit():
+            raise ConfigError(f"{path}:{lineno}: expected 'wnid count', got {line.strip()!r}")
+        out[parts[0]] = int(parts[1])
     return out
 
 
@@ -202,7 +275,7 @@ def _images_per_class(cfg: PlanConfig, cs: ClassSet) -> list[int]:
         counts = read_counts(cfg.counts_file)
         missing = [c.wnid or c.name for c in cs if (c.wnid or c.name) not in counts]
         if missing:
-            raise ValueError(f"{cfg.counts_file}: no count for {len(missing)} classes, e.g. "
+            raise ConfigError(f"{cfg.counts_file}: no count for {len(missing)} classes, e.g. "
                              f"{', '.join(missing[:3])}")
         base = [counts[c.wnid or c.name] for c in cs]
     else:
@@ -233,6 +306,8 @@ def _config_dict(cfg: PlanConfig, recipes: dict) -> dict:
 
 def build_plan(cfg: PlanConfig, class_set: ClassSet | None = None, progress: bool = False) -> Plan:
     """Build the plan for ``cfg`` (class_set overrides ``cfg.classes`` if given)."""
+    from engine.catalog import get_class_set
+
     cs = class_set or get_class_set(cfg.classes, compact=cfg.compact_labels)
     recipes = make_recipes(sorted(cfg.recipes), cfg.recipe_options)
     for cls in cs:
@@ -247,15 +322,24 @@ def build_plan(cfg: PlanConfig, class_set: ClassSet | None = None, progress: boo
         it = tqdm(it, total=len(cs), desc="plan", unit="class")
     for cls, n in it:
         rows.extend(_class_rows(cfg, recipes, cls, n, start=len(rows)))
-    lines = [r.to_json() for r in rows]
     header = {
         "config": _config_dict(cfg, recipes),
         "version": __version__,
         "class_set": cs.describe(),
         "recipes": sorted(recipes),
         "num_rows": len(rows),
-        "hash": hashlib.sha256("\n".join(lines).encode()).hexdigest(),
+        "hash": content_hash(rows),
     }
+    return Plan(header, rows)
+
+
+def plan_from_rows(rows, **header) -> Plan:
+    """A plan of hand-made rows (tests, benchmarks): ``num_rows``, ``hash`` and ``recipes``
+    filled in; other header keys as given (``config``, ``version``, ...)."""
+    rows = list(rows)
+    header = {"config": {}, "version": __version__,
+              "recipes": sorted({r.recipe for r in rows}), **header,
+              "num_rows": len(rows), "hash": content_hash(rows)}
     return Plan(header, rows)
 
 
@@ -289,37 +373,106 @@ def write_plan(plan: Plan, path: str, overwrite: bool = False) -> None:
             f.write(r.to_json() + "\n")
 
 
-class PlanFileError(UserError, ValueError):
-    pass
-
-
 def read_plan(path: str, check_hash: bool = True) -> Plan:
-    """Read a plan file; a shard's hash covers the full plan and is not re-checked."""
+    """Read and check a plan file (format number, hash, every row's values).
+
+    ``check_hash=False`` skips only the hash (a plan you edited on purpose); malformed files and
+    bad values are always refused with :class:`PlanFileError` naming the file and line."""
+    if os.path.isdir(path):
+        raise PlanFileError(f"{path} is a folder; give a plan file (synthclone plan ... --out "
+                            "plan.jsonl)")
     if not os.path.exists(path):
         raise FileNotFoundError(f"plan file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        first = f.readline()
-        try:
-            head = json.loads(first)
-        except json.JSONDecodeError as exc:
-            raise PlanFileError(f"{path}: not a synthclone plan (bad header line: {exc})") from None
-        if not isinstance(head, dict) or head.get("synthclone_plan") != PLAN_FORMAT:
-            raise PlanFileError(f"{path}: not a synthclone plan file (format {PLAN_FORMAT})")
-        lines = [ln.rstrip("\n") for ln in f if ln.strip()]
-    header = head["header"]
-    fields = {f.name for f in dataclasses.fields(PlanRow)}
-    rows = []
-    for i, ln in enumerate(lines, 2):
-        try:
-            d = json.loads(ln)
-            rows.append(PlanRow(**{k: v for k, v in d.items() if k in fields}))
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise PlanFileError(f"{path}:{i}: bad plan row ({exc})") from None
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline()
+            lines = [ln.rstrip("\n") for ln in f if ln.strip()]
+    except UnicodeDecodeError:
+        raise PlanFileError(f"{path}: not a synthclone plan (not UTF-8 text)") from None
+    header = _read_header(path, first)
+    rows = [_read_row(path, lineno, ln) for lineno, ln in enumerate(lines, 2)]
     if len(rows) != header.get("num_rows"):
         raise PlanFileError(f"{path}: header says {header.get('num_rows')} rows, file has "
                             f"{len(rows)} (truncated?)")
-    if check_hash and "shard" not in header:
-        digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
-        if digest != header.get("hash"):
-            raise PlanFileError(f"{path}: content hash mismatch (file modified or corrupt)")
+    ids = [r.sample_id for r in rows]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise PlanFileError(f"{path}: sample_id {dup} appears more than once")
+    if "shard" in header:
+        try:
+            check_shard(*header["shard"])
+        except (TypeError, ConfigError) as exc:
+            raise PlanFileError(f"{path}: bad 'shard' in the header ({exc})") from None
+    if check_hash:
+        key = "shard_hash" if "shard" in header else "hash"
+        if not isinstance(header.get(key), str):
+            raise PlanFileError(f"{path}: the header has no '{key}' to check the rows against "
+                                "(write the plan with this version of synthclone)")
+        if content_hash(rows) != header[key]:
+            raise PlanFileError(f"{path}: content hash mismatch: the rows were modified or the "
+                                "file is corrupt; make the plan again with synthclone plan")
     return Plan(header, rows)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _read_header(path: str, line: str) -> dict:
+    try:
+        head = json.loads(line, parse_constant=_no_constant)
+    except ValueError as exc:
+        raise PlanFileError(f"{path}: not a synthclone plan (line 1 is not a JSON header: "
+                            f"{exc})") from None
+    if not isinstance(head, dict) or "synthclone_plan" not in head:
+        raise PlanFileError(f"{path}: not a synthclone plan file (line 1 must be "
+                            '{"synthclone_plan": 1, "header": {...}})')
+    fmt = head["synthclone_plan"]
+    if fmt != PLAN_FORMAT:
+        newer = isinstance(fmt, int) and not isinstance(fmt, bool) and fmt > PLAN_FORMAT
+        raise PlanFileError(
+            f"{path}: plan format {fmt!r} " + (f"is newer than this synthclone "
+                                               f"{__version__} reads ({PLAN_FORMAT}); upgrade "
+                                               "synthclone" if newer else
+                                               f"is not one this synthclone reads "
+                                               f"({PLAN_FORMAT}); make the plan again"))
+    header = head.get("header")
+    if not isinstance(header, dict):
+        raise PlanFileError(f"{path}: line 1 has no \"header\" object (not a complete plan "
+                            "file)")
+    if not isinstance(header.get("version"), str):
+        raise PlanFileError(f"{path}: the header does not say which synthclone version wrote "
+                            "it (\"version\"); make the plan again")
+    if isinstance(header.get("num_rows"), bool) or not isinstance(header.get("num_rows"), int):
+        raise PlanFileError(f"{path}: the header has no row count (\"num_rows\")")
+    if not isinstance(header.get("recipes", []), list):
+        raise PlanFileError(f"{path}: the header's \"recipes\" must be a list")
+    return header
+
+
+_ROW_FIELDS = {f.name for f in dataclasses.fields(PlanRow)}
+_ROW_REQUIRED = {f.name for f in dataclasses.fields(PlanRow)
+                 if f.default is dataclasses.MISSING}
+
+
+def _read_row(path: str, lineno: int, line: str) -> PlanRow:
+    where = f"{path}:{lineno}"
+    try:
+        d = json.loads(line, parse_constant=_no_constant)
+    except ValueError as exc:
+        raise PlanFileError(f"{where}: bad plan row (not JSON: {exc})") from None
+    if not isinstance(d, dict):
+        raise PlanFileError(f"{where}: bad plan row (expected a JSON object, got "
+                            f"{type(d).__name__})")
+    missing = sorted(_ROW_REQUIRED - set(d))
+    if missing:
+        raise PlanFileError(f"{where}: bad plan row (missing {', '.join(missing)})")
+    unknown = sorted(set(d) - _ROW_FIELDS)
+    if unknown:
+        raise PlanFileError(f"{where}: bad plan row (unknown key(s) {', '.join(unknown)})")
+    row = PlanRow(**d)
+    try:
+        check_row(row)
+    except ValueError as exc:
+        raise PlanFileError(f"{where}: bad plan row ({exc})") from None
+    return row

@@ -1,60 +1,73 @@
-"""``synthclone plan``: build a generation plan and write it (JSONL), with a summary."""
+"""``synthclone plan``: build a generation plan and write it (JSONL), with a summary.
+
+Flags come from :class:`engine.plan.PlanConfig` (help from its field docs); ``--recipe
+NAME=WEIGHT`` and the recipe options are custom flags merged into the config before its one
+validation. Options resolve as: PlanConfig defaults -> ``--config FILE``'s ``plan:`` section ->
+``--set key=value`` -> flags.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from engine.catalog import ClassLookupError
-from engine.config import load_yaml, resolve
-from engine.plan import PlanConfig, build_plan, write_plan
-from engine.prompts.llm import LLMError
+from engine.config import (ArgumentParser, add_config_args, add_config_file_args, add_out_arg,
+                           add_overwrite_arg, add_progress_arg, config_from_args, finite_float)
+from engine.errors import ConfigError
+from engine.plan import PlanConfig
+
+RECIPE_OPTIONS = ("backgrounds", "template", "llm_url", "llm_model", "llm_retries",
+                  "llm_timeout_s", "per_class", "meanings")
+"""Recipe options the plan command has flags for (each passed to the recipes that take it)."""
 
 
 def _recipe_arg(text: str) -> tuple[str, float]:
     name, _, weight = text.partition("=")
     try:
-        return name.strip(), float(weight) if weight else 1.0
-    except ValueError:
+        value = finite_float(weight) if weight else 1.0
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected NAME or NAME=WEIGHT, got {text!r}") from None
+    if not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME or NAME=WEIGHT, got {text!r}")
+    return name.strip(), value
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def add_llm_args(parser) -> None:
+    """``--llm-url --llm-model --llm-retries --llm-timeout``: the same four flags in every
+    command that can call an LLM (``plan``, ``meanings``); defaults from ``LLMConfig``."""
+    parser.add_argument("--llm-url", help="OpenAI-compatible chat-completions server, e.g. "
+                                          "http://127.0.0.1:8000/v1 (default: no LLM)")
+    parser.add_argument("--llm-model", help="model name on the LLM server")
+    parser.add_argument("--llm-retries", type=int, metavar="INT",
+                        help="further attempts per failed LLM request [default: 4]")
+    parser.add_argument("--llm-timeout", type=finite_float, dest="llm_timeout_s",
+                        metavar="SECONDS", help="seconds to wait for one LLM response "
+                                                "[default: 120]")
+
+
+def get_args_parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="synthclone plan", description="Build a deterministic generation plan.",
         epilog="example: synthclone plan --classes imagenet100 --recipe c_hc_inside_b "
                "--backgrounds places365.txt --images-per-class 13 --out plan.jsonl")
-    p.add_argument("--config", help="YAML file of PlanConfig options (CLI flags override it)")
-    p.add_argument("--classes", help="imagenet1k | imagenet100 | imagenet-r | imagenet-a | FILE | "
-                                     "comma-separated wnids/names (default imagenet100)")
-    p.add_argument("--compact-labels", action="store_true", default=None,
-                   help="renumber labels 0..n-1 instead of ImageNet-1K indices")
+    add_out_arg(p, "plan file to write (.jsonl)")
+    add_overwrite_arg(p, "an existing plan file (without it: refuse)")
+    add_config_file_args(p, "plan", example="steps=20")
     p.add_argument("--recipe", action="append", type=_recipe_arg, metavar="NAME[=WEIGHT]",
-                   help="prompt recipe (repeatable; weights split each class's images)")
-    p.add_argument("--images-per-class", type=int)
-    p.add_argument("--counts-file", help="'wnid count' lines, e.g. ImageNet's real per-class counts")
-    p.add_argument("--multiplier", type=float, dest="counts_multiplier",
-                   help="multiply per-class counts (e.g. 10 for a 10x set)")
-    p.add_argument("--guidance", type=float)
-    p.add_argument("--steps", type=int)
-    p.add_argument("--height", type=int)
-    p.add_argument("--width", type=int)
-    p.add_argument("--sampler", help="pndm | ddim | dpmpp")
-    p.add_argument("--negative-prompt")
-    p.add_argument("--seed", type=int, help="master seed")
+                   help="prompt recipe (repeatable; weights split each class's images; "
+                        "synthclone recipes lists them) [default: c_hc]")
+    add_config_args(p, PlanConfig, aliases={"counts_multiplier": ("--multiplier",)})
     g = p.add_argument_group("recipe options (passed to the recipes that take them)")
     g.add_argument("--backgrounds", help="Places365 category file for c_hc_inside_b "
                                          "(default: downloaded once into the cache)")
     g.add_argument("--template", help="prompt template containing {c}")
-    g.add_argument("--llm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-    g.add_argument("--llm-model", help="model name on the LLM server")
-    g.add_argument("--llm-retries", type=int, help="further attempts per LLM request (default 4)")
-    g.add_argument("--llm-timeout", type=float, dest="llm_timeout_s",
-                   help="seconds per LLM request (default 120)")
-    g.add_argument("--per-class", type=int, help="distinct cd/sd descriptions per class (600)")
-    g.add_argument("--meanings", help="JSON wnid -> meaning from label-ambiguity resolution")
-    p.add_argument("--out", required=True, help="plan file to write (.jsonl)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing plan file")
+    add_llm_args(g)
+    g.add_argument("--descriptions-per-class", type=int, dest="per_class", metavar="INT",
+                   help="distinct cd/sd descriptions per class [default: 600]")
+    g.add_argument("--per-class", type=int, dest="per_class", help=argparse.SUPPRESS)
+    g.add_argument("--meanings", help="JSON wnid -> meaning from synthclone meanings")
     p.add_argument("--examples", type=int, default=3, help="example prompts to show per recipe")
+    add_progress_arg(p)
     return p
 
 
@@ -78,28 +91,25 @@ def summarize(plan, examples: int = 3, out=None) -> None:
             print(f"  [{r.wnid}] {r.prompt}", file=out)
 
 
+def check_output(path: str, overwrite: bool, flag: str = "--out") -> None:
+    """Fail before any work if the output cannot be written as asked."""
+    if os.path.isdir(path):
+        raise ConfigError(f"{flag} {path} is a folder; give a file name")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+
+
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
-    overrides = {k: getattr(args, k) for k in (
-        "classes", "compact_labels", "images_per_class", "counts_file", "counts_multiplier",
-        "guidance", "steps", "height", "width", "sampler", "negative_prompt", "seed")}
+    extra = {f"recipe_options.{k}": getattr(args, k) for k in RECIPE_OPTIONS}
     if args.recipe:
-        overrides["recipes"] = dict(args.recipe)
-    options = {k: getattr(args, k) for k in (
-        "backgrounds", "template", "llm_url", "llm_model", "llm_retries", "llm_timeout_s",
-        "per_class", "meanings") if getattr(args, k) is not None}
-    try:
-        section = "plan" if args.config and "plan" in load_yaml(args.config) else None
-        cfg = resolve(PlanConfig, args.config, overrides, section=section)
-        cfg.recipe_options = {**cfg.recipe_options, **options}
-        plan = build_plan(cfg, progress=True)
-        write_plan(plan, args.out, overwrite=args.overwrite)
-    except ClassLookupError as exc:
-        print(f"synthclone plan: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError, FileExistsError, LLMError) as exc:
-        print(f"synthclone plan: {exc}", file=sys.stderr)
-        return 2
+        extra["recipes"] = dict(args.recipe)
+    cfg = config_from_args(PlanConfig, args, section="plan", extra=extra)
+    check_output(args.out, args.overwrite)
+    from engine.plan import build_plan, write_plan
+
+    plan = build_plan(cfg, progress=args.progress)
+    write_plan(plan, args.out, overwrite=args.overwrite)
     summarize(plan, args.examples)
     print(f"wrote {args.out}")
     return 0

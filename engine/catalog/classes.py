@@ -9,21 +9,23 @@ labels.
 """
 from __future__ import annotations
 
-from engine.errors import UserError
 import dataclasses
 import difflib
 import functools
 import os
 
-import numpy as np
-
 from engine.catalog import wordnet as wn_mod
+from engine.errors import UserError
 
 IMAGENET_NUM_CLASSES = 1000
 
 
 class ClassLookupError(UserError, LookupError):
     """A wnid or class name that is not known; the message lists close matches."""
+
+
+class ClassFileError(UserError, ValueError):
+    """A class file that cannot be read as one class a line (message names file and line)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,17 +74,13 @@ class ClassSet:
     def wnids(self) -> list[str | None]:
         return [c.wnid for c in self.classes]
 
-    def mask(self) -> np.ndarray:
-        """Boolean mask over the label space: True for labels in this set."""
+    def mask(self):
+        """Boolean mask over the label space (numpy array): True for labels in this set."""
+        import numpy as np
+
         m = np.zeros(self.num_labels, dtype=bool)
         m[[c.index for c in self.classes]] = True
         return m
-
-    def by_wnid(self, wnid: str) -> ClassInfo:
-        for c in self.classes:
-            if c.wnid == wnid:
-                return c
-        raise ClassLookupError(_unknown("wnid", wnid, [c.wnid for c in self.classes if c.wnid]))
 
     def compact(self) -> "ClassSet":
         """The same classes renumbered 0..n-1 (in this set's order)."""
@@ -120,6 +118,25 @@ def _imagenet_table() -> tuple[list[str], list[tuple[str, ...]], list[str]]:
 @functools.lru_cache(maxsize=1)
 def _wnid_to_index() -> dict[str, int]:
     return {w: i for i, w in enumerate(_imagenet_table()[0])}
+
+
+def imagenet_index() -> dict[str, int]:
+    """``{wnid: ImageNet-1K label}`` (timm order: sorted wnids), e.g. ``n01440764 -> 0``.
+
+    The label space every ImageNet-derived set uses (DESIGN.md "Label space"); ``loaders``
+    reads labels through this (the one ``engine`` import it may do). A new dict each call."""
+    return dict(_wnid_to_index())
+
+
+def imagenet_wnids() -> tuple[str, ...]:
+    """The 1000 ImageNet-1K wnids in label order."""
+    return tuple(_imagenet_table()[0])
+
+
+def class_names() -> tuple[str, ...]:
+    """The 1000 ImageNet-1K class names (each class's first lemma) in label order, e.g.
+    ``class_names()[0] == "tench"``."""
+    return tuple(ls[0] for ls in _imagenet_table()[1])
 
 
 @functools.lru_cache(maxsize=1)
@@ -185,19 +202,26 @@ def load_custom(path: str) -> ClassSet:
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"class file not found: {path}")
+    if os.path.isdir(path):
+        raise ClassFileError(f"{path} is a folder; give a class file (one wnid or name a line)")
     entries = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, 1):
-            line = raw.split("#", 1)[0].strip()
-            if not line:
-                continue
-            parts = [p.strip() for p in line.split("|")]
-            if len(parts) > 3 or not parts[0]:
-                raise ValueError(f"{path}:{lineno}: expected 'wnid' or 'name [| description "
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.readlines()
+    except UnicodeDecodeError as exc:
+        raise ClassFileError(f"{path}: not a UTF-8 text file ({exc.reason} at byte "
+                             f"{exc.start}); give one wnid or class name a line") from None
+    for lineno, raw in enumerate(lines, 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) > 3 or not parts[0]:
+            raise ClassFileError(f"{path}:{lineno}: expected 'wnid' or 'name [| description "
                                  f"[| hypernym]]', got {raw.strip()!r}")
-            entries.append((lineno, parts))
+        entries.append((lineno, parts))
     if not entries:
-        raise ValueError(f"{path}: no classes (one wnid or name per line)")
+        raise ClassFileError(f"{path}: no classes (one wnid or name per line)")
     classes = []
     for lineno, parts in entries:
         key = parts[0]
@@ -219,7 +243,7 @@ def load_custom(path: str) -> ClassSet:
     keys = [c.wnid or c.name for c in classes]
     dups = sorted({k for k in keys if keys.count(k) > 1})
     if dups:
-        raise ValueError(f"{path}: classes listed twice: {', '.join(dups)}")
+        raise ClassFileError(f"{path}: classes listed twice: {', '.join(dups)}")
     name = "custom:" + os.path.basename(path)
     if all(c.index >= 0 for c in classes):
         return ClassSet(name, tuple(classes), IMAGENET_NUM_CLASSES)

@@ -1,33 +1,48 @@
 """``synthclone classes SPEC``: resolve a class set and show its classes."""
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 
-from engine.catalog.classes import ClassLookupError, get_class_set
+from engine.config import ArgumentParser
+
+DEFAULT_LIMIT = 20
+"""Classes shown in the text listing unless --limit says otherwise."""
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="synthclone classes",
-                                description="Resolve and show a class set.")
+def _limit(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 shows all), got {value}")
+    return value
+
+
+def get_args_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="synthclone classes", description="Resolve and show a class set.",
+                       epilog="example: synthclone classes imagenet1k --limit 0 | grep -i crane")
     p.add_argument("spec", nargs="?", default="imagenet100",
                    help="imagenet1k | imagenet100 | imagenet-r | imagenet-a | FILE | "
-                        "comma-separated wnids/names")
-    p.add_argument("--compact-labels", action="store_true")
-    p.add_argument("--limit", type=int, default=20, help="classes to show (0 = all)")
+                        "comma-separated wnids/names [default: imagenet100]")
+    p.add_argument("--compact-labels", action="store_true",
+                   help="renumber labels 0..n-1 instead of keeping ImageNet-1K indices")
+    p.add_argument("--limit", type=_limit,
+                   help=f"classes to show (0 = all) [default: {DEFAULT_LIMIT} in the text "
+                        "listing, all with --json]")
     p.add_argument("--json", action="store_true", help="print every class as a JSON line")
     return p
 
 
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
-    try:
-        cs = get_class_set(args.spec, compact=args.compact_labels)
-    except (ClassLookupError, FileNotFoundError, ValueError) as exc:
-        print(f"synthclone classes: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
-    shown = cs.classes if args.limit == 0 else cs.classes[: args.limit]
+    from engine.catalog.classes import get_class_set
+
+    cs = get_class_set(args.spec, compact=args.compact_labels)
+    limit = args.limit if args.limit is not None else (0 if args.json else DEFAULT_LIMIT)
+    shown = cs.classes if limit == 0 else cs.classes[:limit]
     if args.json:
         for c in shown:
             print(json.dumps({"index": c.index, "wnid": c.wnid, "lemmas": list(c.lemmas),

@@ -125,9 +125,9 @@ def parse_shard(text: str | None, env=None) -> tuple[int, int]:
         i, n = int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"])
     else:
         i, n = 0, 1
-    if not (n >= 1 and 0 <= i < n):
-        raise ConfigError(f"shard {i}/{n}: need 0 <= i < n")
-    return i, n
+    from engine.plan import check_shard  # the plan owns the shard contract
+
+    return check_shard(i, n)
 
 
 def shard_path(out: str, i: int, n: int) -> str:

@@ -17,7 +17,7 @@ from collections import Counter
 
 from engine.paths import atomic_write
 
-THUMB = 64            # contact-sheet cell size (pixels)
+THUMB = 128           # contact-sheet cell size (pixels; loaders.sheets draws the captions)
 PROGRESS_EVERY = 1.0  # seconds between throughput log lines
 
 
@@ -71,13 +71,13 @@ class RunLog:
         if self._bar is not None:
             self._bar.update(1)
         if len(self.thumbs) < self.cfg.contact_sheet:
-            self.thumbs.append(_thumb(image))
+            self.thumbs.append((_thumb(image), _caption(row)))
 
     def split(self) -> dict:
         tot = sum(self.times.values()) or 1.0
         return {k: round(v / tot, 3) for k, v in sorted(self.times.items())}
 
-    def progress(self, stats, sampler) -> None:
+    def progress(self, stats) -> None:
         now = time.perf_counter()
         if now - self._last < PROGRESS_EVERY:
             return
@@ -135,15 +135,17 @@ def _thumb(image):
     return im
 
 
+def _caption(row) -> str:
+    """The class name under a contact-sheet image (ImageNet name, else the wnid or label)."""
+    from engine.catalog import class_names, imagenet_index
+
+    index = imagenet_index()
+    return class_names()[index[row.wnid]] if row.wnid in index else (row.wnid or
+                                                                       f"label {row.label}")
+
+
 def _save_sheet(thumbs, path: str) -> None:
-    import math
+    """``thumbs``: ``(image, caption)`` pairs, drawn as a near-square captioned grid."""
+    from loaders.sheets import grid_rows, write_sheet
 
-    from PIL import Image
-
-    cols = max(1, math.ceil(math.sqrt(len(thumbs))))
-    rows = math.ceil(len(thumbs) / cols)
-    sheet = Image.new("RGB", (cols * THUMB, rows * THUMB), (255, 255, 255))
-    for k, im in enumerate(thumbs):
-        sheet.paste(im, ((k % cols) * THUMB, (k // cols) * THUMB))
-    with atomic_write(path, "wb") as f:
-        sheet.save(f, format="PNG")
+    write_sheet(grid_rows(thumbs), path, tile=THUMB)

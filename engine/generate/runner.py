@@ -17,7 +17,6 @@ from engine.generate.config import GenerateConfig, run_dir_for, shard_path
 from engine.generate.guards import blank_rows, nonfinite_rows
 from engine.generate.runlog import RunLog
 from engine.generate.tail import Tail, postprocess
-from engine.paths import atomic_write
 
 
 class GenerateError(UserError, RuntimeError):
@@ -228,7 +227,7 @@ def generate(plan, out: str, cfg: GenerateConfig, shard=(0, 1), overwrite: bool 
                 latents = latents[good]
             tail.submit((batch, latents))
             collect(tail.take())
-            log.progress(stats, sampler)
+            log.progress(stats)
         collect(tail.drain())
     except KeyboardInterrupt:
         collect(tail.drain())
@@ -286,8 +285,3 @@ def _class_names(rows) -> dict:
         except (KeyError, ValueError, LookupError, AttributeError):
             pass
     return out
-
-
-def write_json(path: str, data) -> None:
-    with atomic_write(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=True, default=str)

@@ -7,8 +7,7 @@ keep per-run state (previous model outputs).
 from __future__ import annotations
 
 from engine.errors import ConfigError
-
-SAMPLERS = ("pndm", "ddim", "dpmpp")
+from engine.plan import SAMPLERS  # noqa: F401  (the plan owns the sampler names)
 
 
 def make_scheduler(name: str, base_config):

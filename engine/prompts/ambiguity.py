@@ -24,7 +24,6 @@ import numpy as np
 from engine.catalog import ClassInfo
 from engine.paths import atomic_write
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".JPEG")
 DEFAULT_K = 5
 
 
@@ -103,13 +102,16 @@ def resolve(images, candidates: Sequence[str], scorer: Scorer) -> Resolution:
 
 
 def class_image_paths(root: str, cls: ClassInfo, limit: int) -> list[str]:
-    """Up to ``limit`` image files of the class in an ImageFolder tree: ``root/<wnid or name>/``."""
+    """Up to ``limit`` image files of the class in an ImageFolder tree: ``root/<wnid or name>/``,
+    listed by :func:`loaders.files.list_images` (the product's one lister: torchvision's
+    extensions, case-insensitive, recursive, sorted, hidden files skipped)."""
+    from loaders.files import list_images
+
     for folder in (cls.wnid, cls.name):
         if folder and os.path.isdir(os.path.join(root, folder)):
-            d = os.path.join(root, folder)
-            files = sorted(f for f in os.listdir(d) if f.endswith(IMAGE_EXTENSIONS))
+            files = list_images(os.path.join(root, folder))
             if files:
-                return [os.path.join(d, f) for f in files[:limit]]
+                return files[:limit]
     raise AmbiguityError(f"no real images of class {cls.name!r} under {root} (expected "
                          f"{root}/{cls.wnid or cls.name}/*.jpg)")
 

@@ -64,14 +64,22 @@ def recipe_names() -> list[str]:
 
 
 def get_recipe(name: str, **options) -> Recipe:
-    """Build the recipe registered as ``name`` with its options (unknown name -> ValueError)."""
+    """Build the recipe registered as ``name`` with its options (unknown name -> RecipeError)."""
     if name not in _REGISTRY:
         import difflib
 
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
         hint = f"; did you mean: {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown recipe {name!r}{hint} (known: {', '.join(recipe_names())})")
+        raise RecipeError(f"unknown recipe {name!r}{hint} (known: {', '.join(recipe_names())})")
     return _REGISTRY[name](**options)
+
+
+def recipe_factory(name: str) -> Callable[..., Recipe]:
+    """The registered class (factory) of recipe ``name``: its ``pattern``, ``paper`` and
+    options without building it (unknown name -> RecipeError)."""
+    if name not in _REGISTRY:
+        get_recipe(name)  # raises the helpful unknown-recipe error
+    return _REGISTRY[name]
 
 
 def accepted_options(name: str) -> set[str]:

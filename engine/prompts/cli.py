@@ -1,8 +1,11 @@
 """Command-line entry points of the prompts package (wired into ``engine/cli.py``'s map).
 
-* ``recipes_main``  - list the registered recipes: name, pattern, paper.
+* ``recipes_main``  - list the registered recipes: name, pattern, paper, options.
 * ``meanings_main`` - seed 003 §3.1 label-ambiguity resolution for a class set, written as the
   ``{wnid: meaning}`` JSON that ``--recipe disambiguated|cd|sd --meanings FILE`` reads.
+
+Both raise user errors (``engine/cli.py`` prints them on one line, exit 2); open_clip and torch
+are imported only after the arguments are parsed.
 """
 from __future__ import annotations
 
@@ -11,17 +14,27 @@ import json
 import os
 import sys
 
+from engine.config import ArgumentParser, add_out_arg, add_overwrite_arg
+from engine.errors import ConfigError
+from engine.plan_cli import add_llm_args, check_output
+
+DEFAULT_CLIP_MODEL = "ViT-B-32"
+
+
+def get_recipes_args_parser() -> ArgumentParser:
+    return ArgumentParser(prog="synthclone recipes",
+                          description="List the prompt recipes of the papers, with the options "
+                                      "each takes (synthclone plan flags of the same name).")
+
 
 def recipes_main(argv: list[str]) -> int:
+    get_recipes_args_parser().parse_args(argv)
     from engine.prompts import accepted_options, recipe_names
-    from engine.prompts.base import _REGISTRY
+    from engine.prompts.base import recipe_factory
 
-    parser = argparse.ArgumentParser(prog="synthclone recipes",
-                                     description="List the prompt recipes of the papers.")
-    parser.parse_args(argv)
     rows = []
     for name in recipe_names():
-        factory = _REGISTRY[name]
+        factory = recipe_factory(name)
         opts = ", ".join(sorted(accepted_options(name))) or "-"
         rows.append((name, factory.pattern, factory.paper, opts))
     width = max(len(r[0]) for r in rows)
@@ -30,52 +43,74 @@ def recipes_main(argv: list[str]) -> int:
     return 0
 
 
-def get_meanings_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def get_meanings_args_parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="synthclone meanings",
         description="Label-ambiguity resolution (seed 003 §3.1): pick, for every class, the "
-                    "candidate meaning with the highest mean CLIP similarity to its real images.")
-    p.add_argument("--classes", required=True, help="class set spec (imagenet100, a file, ...)")
+                    "candidate meaning with the highest mean CLIP similarity to its real images.",
+        epilog="example: synthclone meanings --classes imagenet100 --images /data/imagenet/train "
+               "--clip-pretrained open_clip_vit_b32.bin --out meanings.json")
+    p.add_argument("--classes", required=True,
+                   help="Class-set spec: imagenet1k | imagenet100 | imagenet-r | imagenet-a | "
+                        "FILE | name,name,...")
     p.add_argument("--images", required=True,
                    help="real images in ImageFolder layout: DIR/<wnid>/*.jpg")
-    p.add_argument("--out", required=True, help="meanings JSON to write ({wnid: meaning})")
-    p.add_argument("--clip-model", default="ViT-B-32", help="open_clip model name")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--clip-checkpoint", help="local open_clip weights file")
-    src.add_argument("--clip-pretrained", help="open_clip pretrained tag (needs the hub)")
+    add_out_arg(p, "meanings JSON to write ({wnid: meaning})")
+    add_overwrite_arg(p, "an existing meanings file (without it: refuse)")
+    p.add_argument("--clip-model", default=DEFAULT_CLIP_MODEL,
+                   help=f"open_clip architecture that scores the meanings "
+                        f"[default: {DEFAULT_CLIP_MODEL}]")
+    p.add_argument("--clip-pretrained", metavar="TAG_OR_FILE",
+                   help="open_clip pretrained tag (needs the hub) or local weights file "
+                        "(required: random weights would score nothing)")
+    p.add_argument("--clip-checkpoint", dest="clip_pretrained", help=argparse.SUPPRESS)
     p.add_argument("--clip-config", help="extra open_clip model config JSON (name = file stem)")
-    p.add_argument("--llm-url", help="OpenAI-compatible server for candidates (default: WordNet)")
-    p.add_argument("--llm-model", help="model name on that server")
-    p.add_argument("--k", type=int, default=5, help="candidate meanings per class (K)")
-    p.add_argument("--images-per-class", type=int, default=50, help="real images scored per class")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    add_llm_args(p)
+    p.add_argument("--k", type=int, default=5, help="candidate meanings per class (K) [default: 5]")
+    p.add_argument("--real-images-per-class", type=int, default=50, metavar="INT",
+                   help="real images scored per class [default: 50]")
+    p.add_argument("--images-per-class", dest="real_images_per_class", type=int,
+                   help=argparse.SUPPRESS)
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when available, else CPU) | cpu | cuda | cuda:N "
+                        "[default: auto]")
     return p
 
 
 def meanings_main(argv: list[str]) -> int:
-    args = get_meanings_parser().parse_args(argv)
-    from engine.catalog import get_class_set
-    from engine.prompts.ambiguity import OpenClipScorer, resolve_classes, write_meanings
-    from engine.prompts.llm import LLMBackend, LLMConfig
-
-    if os.path.exists(args.out) and not args.overwrite:
-        print(f"synthclone meanings: {args.out} exists; pass --overwrite to replace it",
-              file=sys.stderr)
-        return 2
+    args = get_meanings_args_parser().parse_args(argv)
+    check_output(args.out, args.overwrite)
     if (args.llm_url is None) != (args.llm_model is None):
-        print("synthclone meanings: give both --llm-url and --llm-model, or neither",
-              file=sys.stderr)
-        return 2
+        raise ConfigError("give both --llm-url and --llm-model, or neither (WordNet senses)")
+    if not args.clip_pretrained:
+        raise ConfigError("CLIP needs weights: pass --clip-pretrained TAG_OR_FILE (an open_clip "
+                          "pretrained tag, or a local weights file)")
+    if args.k < 1 or args.real_images_per_class < 1:
+        raise ConfigError("--k and --real-images-per-class must be >= 1")
+    if not os.path.isdir(args.images):
+        raise ConfigError(f"--images {args.images}: no such folder (expected real images as "
+                          "DIR/<wnid>/*.jpg)")
+    from engine.catalog import get_class_set
+
+    classes = get_class_set(args.classes)
+    llm = None
+    if args.llm_url:
+        from engine.config import build
+        from engine.prompts.llm import LLMBackend, LLMConfig
+
+        values = {"url": args.llm_url, "model": args.llm_model, "retries": args.llm_retries,
+                  "timeout_s": args.llm_timeout_s}
+        llm = LLMBackend(build(LLMConfig, {k: v for k, v in values.items() if v is not None}))
     if args.clip_config:
         import open_clip
 
         open_clip.add_model_config(args.clip_config)
-    llm = LLMBackend(LLMConfig(url=args.llm_url, model=args.llm_model)) if args.llm_url else None
-    scorer = OpenClipScorer.load(args.clip_model, pretrained=args.clip_pretrained,
-                                 checkpoint=args.clip_checkpoint, device=args.device)
-    results = resolve_classes(get_class_set(args.classes), args.images, scorer, llm=llm, k=args.k,
-                              images_per_class=args.images_per_class)
+    from engine.clip import load_clip
+    from engine.prompts.ambiguity import resolve_classes, write_meanings
+
+    scorer = load_clip(args.clip_model, args.clip_pretrained, device=_device(args.device))
+    results = resolve_classes(classes, args.images, scorer, llm=llm, k=args.k,
+                              images_per_class=args.real_images_per_class)
     write_meanings(args.out, {key: r.best for key, r in results.items()})
     for key, r in results.items():
         print(json.dumps({"class": key, "best": r.best,
@@ -83,3 +118,11 @@ def meanings_main(argv: list[str]) -> int:
                          ensure_ascii=False), file=sys.stderr)
     print(f"wrote {len(results)} meanings to {args.out}", file=sys.stderr)
     return 0
+
+
+def _device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,11 +1,28 @@
 """Streaming, crash-safe storage in FFCV's .beton format: writer, reader, merge, pack.
 
     from loaders.beton import BetonWriter, BetonReader, merge_betons
-"""
-from loaders.beton.format import BetonFormatError, EncodedImage
-from loaders.beton.merge import merge_betons
-from loaders.beton.reader import BetonReader, EncodedBytes
-from loaders.beton.writer import BetonWriteError, BetonWriter, SampleError
 
+The names below are imported on first use (PEP 562), so importing a light submodule
+(``loaders.beton.pack_config``) does not import FFCV.
+"""
+import importlib
+
+_EXPORTS = {
+    "BetonFormatError": "loaders.beton.format", "EncodedImage": "loaders.beton.format",
+    "merge_betons": "loaders.beton.merge",
+    "BetonReader": "loaders.beton.reader", "EncodedBytes": "loaders.beton.reader",
+    "BetonWriteError": "loaders.beton.writer", "BetonWriter": "loaders.beton.writer",
+    "SampleError": "loaders.beton.writer",
+}
 __all__ = ["BetonWriter", "BetonReader", "merge_betons", "BetonFormatError", "BetonWriteError",
            "SampleError", "EncodedImage", "EncodedBytes"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'loaders.beton' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_EXPORTS))

@@ -14,12 +14,17 @@ from ffcv.fields import IntField
 from loaders.beton import format as fmt
 from loaders.beton.reader import BetonReader
 from loaders.beton.writer import BetonWriter
+from loaders.errors import LoadersError
 
-__all__ = ["merge_betons", "check_same_fields"]
+__all__ = ["merge_betons", "check_same_fields", "MergeError"]
+
+
+class MergeError(LoadersError, ValueError):
+    """Inputs that cannot be merged (different fields, the output among the inputs)."""
 
 
 def check_same_fields(readers: list[BetonReader]) -> None:
-    """Raise ``ValueError`` naming the first field whose definition differs between inputs."""
+    """Raise :class:`MergeError` naming the first field whose definition differs between inputs."""
     ref = readers[0]
     for r in readers[1:]:
         names_a, names_b = list(ref.fields), list(r.fields)
@@ -27,13 +32,13 @@ def check_same_fields(readers: list[BetonReader]) -> None:
             a = names_a[k] if k < len(names_a) else None
             b = names_b[k] if k < len(names_b) else None
             if a != b:
-                raise ValueError(f"cannot merge {r.path} into {ref.path}: field #{k} is {b!r} "
+                raise MergeError(f"cannot merge {r.path} into {ref.path}: field #{k} is {b!r} "
                                  f"there but {a!r} in the first file (fields: {names_b} vs "
                                  f"{names_a})")
             da, db = ref.descriptors[k], r.descriptors[k]
             if int(da["type_id"]) != int(db["type_id"]) or \
                     da["arguments"].tobytes() != db["arguments"].tobytes():
-                raise ValueError(f"cannot merge {r.path}: field {a!r} is "
+                raise MergeError(f"cannot merge {r.path}: field {a!r} is "
                                  f"{type(r.fields[b]).__name__} with different arguments than in "
                                  f"{ref.path} ({type(ref.fields[a]).__name__})")
 
@@ -47,9 +52,9 @@ def merge_betons(paths: list[str], out_path: str, renumber_field: str | None = "
         (``0..total-1``), so merged shards keep unique ids; ``None`` keeps stored values.
     """
     if not paths:
-        raise ValueError("merge_betons needs at least one input file")
+        raise MergeError("merge_betons needs at least one input file")
     if os.path.abspath(out_path) in {os.path.abspath(p) for p in paths}:
-        raise ValueError(f"output {out_path} is also an input")
+        raise MergeError(f"output {out_path} is also an input; choose another --out")
     readers = [BetonReader(p) for p in paths]
     try:
         check_same_fields(readers)

@@ -22,55 +22,13 @@ import PIL.Image
 from ffcv.fields import IntField, RGBImageField
 
 from loaders.beton.format import DEFAULT_PAGE_SIZE, EncodedImage, field_spec
+from loaders.beton.pack_config import PackConfig
 from loaders.beton.writer import BetonWriter
+from loaders.files import IMAGE_EXTENSIONS, class_folders, list_image_folder
 
-__all__ = ["PackConfig", "PackResult", "pack", "list_items", "IMAGE_EXTENSIONS"]
+__all__ = ["PackConfig", "PackResult", "pack", "list_items"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-"""File endings (case-insensitive) taken as images when scanning a folder."""
 _JPEG_SOI = b"\xff\xd8"
-
-
-@dataclasses.dataclass
-class PackConfig:
-    """What to pack and how."""
-
-    source: str
-    """An ImageFolder root (one sub-folder per class, named by wnid) or a list file whose
-    lines are ``path,label`` (label: ImageNet index or wnid; relative paths are relative to
-    the list file)."""
-    out: str
-    """Output .beton path."""
-    max_resolution: int | None = 256
-    """Longest side after resizing (FFCV's ``max_resolution``); None keeps the size."""
-    write_mode: str = "jpg"
-    """FFCV ``RGBImageField`` write mode: jpg, raw, smart or proportion."""
-    jpeg_quality: int = 90
-    """JPEG quality for re-encoded images."""
-    num_workers: int = 2
-    """Threads reading/decoding images, and threads encoding in the writer."""
-    on_error: str = "fail"
-    """``fail``: stop at the first unreadable image; ``skip``: leave it out, count and list it."""
-    passthrough: bool = True
-    """Store fitting RGB JPEGs verbatim instead of decoding and re-encoding them."""
-    compact_labels: bool = False
-    """Labels 0..k-1 in sorted class order instead of ImageNet-1K indices."""
-    page_size: int = DEFAULT_PAGE_SIZE
-    """.beton page size (power of two, >= 2 MiB)."""
-    overwrite: bool = False
-    """Replace an existing output (and any partial of it)."""
-    progress: bool = False
-    """Show a tqdm progress bar."""
-
-    def __post_init__(self):
-        if self.on_error not in ("fail", "skip"):
-            raise ValueError(f"on_error={self.on_error!r}: use 'fail' or 'skip'")
-        if self.write_mode not in ("jpg", "raw", "smart", "proportion"):
-            raise ValueError(f"write_mode={self.write_mode!r}: use jpg, raw, smart or proportion")
-        if self.max_resolution is not None and self.max_resolution < 1:
-            raise ValueError(f"max_resolution={self.max_resolution}: must be >= 1 or None")
-        if self.num_workers < 1:
-            raise ValueError(f"num_workers={self.num_workers}: must be >= 1")
 
 
 @dataclasses.dataclass
@@ -92,15 +50,20 @@ class PackError(LoadersError, ValueError):
 
 
 def _imagenet_index() -> dict:
-    from engine.catalog.classes import _wnid_to_index  # the one engine import loaders may do
+    from engine.catalog import imagenet_index  # the one engine import loaders may do
 
-    return _wnid_to_index()
+    return imagenet_index()
 
 
 def list_items(source: str, compact_labels: bool = False) -> list[tuple[str, int]]:
-    """``[(image path, label)]`` from a folder (sorted classes, sorted files) or a list file."""
+    """``[(image path, label)]`` from an image folder or a ``path,label`` list file.
+
+    A folder is listed by :func:`loaders.files.list_image_folder` (the product's one lister:
+    torchvision ``ImageFolder`` rules, i.e. case-insensitive extensions
+    :data:`loaders.files.IMAGE_EXTENSIONS`, hidden files skipped, images found recursively in
+    each class folder, classes and files sorted)."""
     if os.path.isdir(source):
-        classes = sorted(d for d in os.listdir(source) if os.path.isdir(os.path.join(source, d)))
+        classes = class_folders(source)
         if not classes:
             raise PackError(f"{source}: no class sub-folders (expected ImageFolder layout "
                             "root/<wnid>/<image>)")
@@ -113,12 +76,7 @@ def list_items(source: str, compact_labels: bool = False) -> list[tuple[str, int
                 raise PackError(f"{source}: folder names {unknown[:5]} are not ImageNet-1K wnids;"
                                 " rename them or pass --compact-labels")
             labels = {c: index[c] for c in classes}
-        items = []
-        for c in classes:
-            d = os.path.join(source, c)
-            files = sorted(f for f in os.listdir(d) if f.lower().endswith(IMAGE_EXTENSIONS))
-            items += [(os.path.join(d, f), labels[c]) for f in files]
-        return items
+        return [(path, labels[c]) for path, c in list_image_folder(source)]
     if not os.path.isfile(source):
         raise FileNotFoundError(f"{source}: neither an image folder nor a list file")
     base = os.path.dirname(os.path.abspath(source))
@@ -178,7 +136,8 @@ def _open_writer(cfg: PackConfig, n: int, fields: dict) -> BetonWriter:
     """A fresh writer, or the resumed partial of an interrupted pack of the same job."""
     if cfg.overwrite or not BetonWriter.partial_exists(cfg.out):
         return BetonWriter(cfg.out, n, fields, num_workers=cfg.num_workers,
-                           page_size=cfg.page_size, overwrite=cfg.overwrite)
+                           page_size=cfg.page_size or DEFAULT_PAGE_SIZE,
+                           overwrite=cfg.overwrite)
     writer = BetonWriter.resume(cfg.out, num_workers=cfg.num_workers)
     same = [field_spec(f) for f in writer.fields.values()] == [field_spec(f) for f in
                                                                  fields.values()]

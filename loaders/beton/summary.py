@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import collections
-import os
 
 import numpy as np
 from ffcv.fields import IntField, RGBImageField
@@ -13,18 +12,17 @@ from loaders.beton.reader import BetonReader
 __all__ = ["summarize", "contact_sheet", "class_names"]
 SYNTHETIC_MARKER_FIELDS = ("recipe", "prompt")
 """Fields only generated files carry: their presence marks a file's domain as synthetic."""
-TILE = 96
-"""Contact-sheet tile size in pixels."""
 
 
 def class_names(labels) -> dict:
-    """label -> ImageNet-1K class name where known (empty when the catalog is unavailable)."""
-    try:
-        from engine.catalog.classes import _imagenet_table
-        wnids, lemmas, _ = _imagenet_table()
-    except (ImportError, LookupError, OSError):
-        return {}
-    return {int(l): f"{wnids[l]} {lemmas[l][0]}" for l in labels if 0 <= int(l) < len(wnids)}
+    """label -> ImageNet-1K class name (``engine.catalog.class_names``) for labels in 0..999.
+
+    Files do not record their class names yet, so a file with compact labels or custom classes
+    shows ImageNet names here too (tracked by issue #15)."""
+    from engine.catalog import class_names as imagenet_names  # the one engine import allowed
+
+    names = imagenet_names()
+    return {int(l): names[int(l)] for l in labels if 0 <= int(l) < len(names)}
 
 
 def _image_field(r: BetonReader) -> str | None:
@@ -65,34 +63,30 @@ def summarize(r: BetonReader, label_field: str = "label") -> dict:
 
 def contact_sheet(r: BetonReader, out_png: str, per_class: int = 6, max_classes: int = 10,
                   seed: int = 0, label_field: str = "label") -> str:
-    """Write a grid (one row per class, ``per_class`` random samples) to ``out_png``."""
-    from PIL import Image, ImageDraw
+    """Write a contact sheet to ``out_png``: one row per class (``max_classes`` classes drawn at
+    random when there are more), ``per_class`` random samples each, captioned with the class
+    name (:mod:`loaders.sheets`)."""
+    from loaders.sheets import SheetError, write_sheet
 
+    if per_class < 1 or max_classes < 1:
+        raise SheetError(f"a contact sheet needs at least one class and one image per class "
+                         f"(got {max_classes} classes x {per_class} images)")
     img = _image_field(r)
     if img is None:
-        raise ValueError(f"{r.path} has no image field to draw")
+        raise SheetError(f"{r.path} has no image field to draw (fields: {', '.join(r.fields)})")
     rng = np.random.default_rng(seed)
     if label_field in r.fields:
         labels = _column(r, label_field)
         classes = sorted(set(labels.tolist()))
         if len(classes) > max_classes:
             classes = sorted(rng.choice(classes, max_classes, replace=False).tolist())
-        rows = [(c, np.flatnonzero(labels == c)) for c in classes]
+        groups = [(c, np.flatnonzero(labels == c)) for c in classes]
     else:
-        rows = [("all", np.arange(len(r)))]
-    names = class_names([c for c, _ in rows if c != "all"])
-    label_w = 180
-    sheet = Image.new("RGB", (label_w + per_class * TILE, len(rows) * TILE), "white")
-    draw = ImageDraw.Draw(sheet)
-    for y, (c, idx) in enumerate(rows):
+        groups = [(None, np.arange(len(r)))]
+    names = class_names([c for c, _ in groups if c is not None])
+    rows = []
+    for c, idx in groups:
         pick = rng.choice(idx, min(per_class, len(idx)), replace=False) if len(idx) else []
-        draw.text((4, y * TILE + 4), f"{c}\n{names.get(c, '')}"[:60], fill="black")
-        for x, i in enumerate(sorted(int(j) for j in pick)):
-            tile = Image.fromarray(r.read(i)[img])
-            tile.thumbnail((TILE, TILE))
-            sheet.paste(tile, (label_w + x * TILE, y * TILE))
-    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
-    tmp = out_png + ".tmp.png"
-    sheet.save(tmp)
-    os.replace(tmp, out_png)
-    return out_png
+        caption = "" if c is None else f"{c} {names.get(c, '')}".strip()
+        rows.append([(r.read(i)[img], caption) for i in sorted(int(j) for j in pick)])
+    return write_sheet(rows, out_png, columns=per_class)

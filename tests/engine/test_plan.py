@@ -3,8 +3,7 @@ import json
 
 import pytest
 
-from engine.catalog import get_class_set
-from engine.plan import Plan, PlanConfig, PlanFileError, build_plan, read_plan, row_seed, write_plan
+from engine.plan import PlanConfig, PlanFileError, build_plan, read_plan, row_seed, write_plan
 from engine.prompts import Recipe, base
 
 
@@ -153,19 +152,23 @@ def test_plan_config_from_yaml(tmp_path, capsys):
     from engine.cli import main
 
     y = tmp_path / "c.yaml"
-    y.write_text("classes: tench\nrecipes: {count: 1}\nimages_per_class: 3\nsteps: 7\n")
+    y.write_text("plan:\n  classes: tench\n  recipes: {count: 1}\n  images_per_class: 3\n"
+                 "  steps: 7\n  guidance: 2.0\ngenerate:\n  batch_size: 4\n")
     out = tmp_path / "p.jsonl"
-    assert main(["plan", "--config", str(y), "--steps", "9", "--out", str(out)]) == 0
+    # file -> --set -> flags: steps from the flag, guidance from --set, the rest from the file
+    assert main(["plan", "--config", str(y), "--set", "steps=8", "--set", "guidance=3",
+                 "--steps", "9", "--out", str(out)]) == 0
     plan = read_plan(str(out))
-    assert len(plan) == 3 and plan.rows[0].steps == 9
-    y.write_text("classes: tench\nimages_per_clas: 3\n")
+    assert len(plan) == 3 and {(r.steps, r.guidance) for r in plan} == {(9, 3.0)}
+    assert plan.header["config"]["images_per_class"] == 3
+    capsys.readouterr()
+    y.write_text("plan:\n  classes: tench\n  images_per_clas: 3\n")
     assert main(["plan", "--config", str(y), "--out", str(tmp_path / "q.jsonl")]) == 2
     assert "images_per_clas" in capsys.readouterr().err
-
-
-def test_plan_object_is_plain():
-    p = Plan({"hash": "x", "recipes": []}, [])
-    assert len(p) == 0 and p.hash == "x"
+    y.write_text("classes: tench\nimages_per_class: 3\n")  # one shape: sections only
+    assert main(["plan", "--config", str(y), "--out", str(tmp_path / "q.jsonl")]) == 2
+    assert "no 'plan:' section" in capsys.readouterr().err
+    assert not (tmp_path / "q.jsonl").exists()
 
 
 def test_unknown_catalog_entry_in_config():
@@ -173,4 +176,3 @@ def test_unknown_catalog_entry_in_config():
 
     with pytest.raises(ClassLookupError):
         build_plan(cfg(classes="n09999999"))
-    assert len(get_class_set("tench")) == 1

@@ -6,7 +6,7 @@ import pytest
 from ffcv.fields.rgb_image import encode_jpeg, resizer
 
 from loaders.beton import BetonReader, BetonWriter
-from loaders.beton.cli import inspect_main, merge_main, pack_main
+from engine.cli import main
 from loaders.beton.pack import PackConfig, PackError, pack
 from tests.loaders.beton_data import make_image
 
@@ -85,38 +85,73 @@ def test_pack_rejects_unknown_folders_unless_compact(tmp_path):
 
 def test_cli_pack_inspect_merge(tmp_path, folder, capsys):
     out = tmp_path / "real.beton"
-    assert pack_main([str(folder), str(out), "--max-resolution", "64", "--quiet"]) == 1
-    assert "bad.jpg" in capsys.readouterr().err
-    assert pack_main([str(folder), str(out), "--max-resolution", "64", "--on-error", "skip",
-                      "--quiet"]) == 0
+    assert main(["pack", str(folder), "--out", str(out), "--store-size", "64",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.jpg" in err and err.count("\n") == 1
+    assert main(["pack", str(folder), "-o", str(out), "--store-size", "64", "--on-error", "skip",
+                 "--no-progress"]) == 0
     err = capsys.readouterr().err  # this run resumed the partial the failed one left
     assert "skipped 1 unreadable" in err
     assert "bad.jpg" in (tmp_path / "real.beton.skipped.txt").read_text()
-    assert pack_main([str(folder), str(out), "--quiet"]) == 1  # exists, no --overwrite
+    assert main(["pack", str(folder), "--out", str(out), "--no-progress"]) == 2  # no --overwrite
     assert "--overwrite" in capsys.readouterr().err
 
     grid = tmp_path / "grid.png"
-    assert inspect_main([str(out), "--json", "--verify", "--grid", str(grid),
-                         "--per-class", "3"]) == 0
+    assert main(["inspect", str(out), "--json", "--verify", "--grid", str(grid),
+                 "--grid-columns", "3"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["num_samples"] == 4 and s["classes"] == {"0": 2, "281": 2}
     assert s["domains"] == {"real": 4} and s["write_modes"] == {"jpg": 4, "raw": 0}
     assert s["verify"]["decoded"] is True
     with PIL.Image.open(grid) as g:
-        assert g.size == (180 + 3 * 96, 2 * 96)
-    assert inspect_main([str(out)]) == 0
-    assert "tench" in capsys.readouterr().out
+        # 2 classes x 3 columns of 128 px cells + 4 px gaps, 2 caption lines of 16 px + 4
+        assert g.size == (3 * 132 + 4, 2 * (128 + 36 + 4) + 4)
+    assert main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "tench" in text and "tabby" in text
 
     merged = tmp_path / "merged.beton"
-    assert merge_main([str(out), str(out), "-o", str(merged), "--quiet"]) == 0
+    assert main(["merge", str(out), str(out), "-o", str(merged), "--no-progress"]) == 0
     with BetonReader(merged) as r:
         assert len(r) == 8 and [r.read(i)["sample_id"] for i in range(8)] == list(range(8))
-    other = tmp_path / "other.beton"
-    pack(PackConfig(str(folder), str(other), max_resolution=64, on_error="skip",
-                    write_mode="raw"))
-    assert merge_main([str(out), str(merged), "-o", str(merged), "--quiet"]) == 1
+    capsys.readouterr()
+    assert main(["merge", str(out), str(merged), "-o", str(merged), "--no-progress"]) == 2
     assert "also an input" in capsys.readouterr().err
     (tmp_path / "corrupt.beton").write_bytes(out.read_bytes()[:5000])
-    assert inspect_main([str(tmp_path / "corrupt.beton")]) == 1
+    assert main(["inspect", str(tmp_path / "corrupt.beton")]) == 2
     assert "corrupt.beton" in capsys.readouterr().err
-    assert inspect_main([str(tmp_path / "missing.beton")]) == 1
+    assert main(["inspect", str(tmp_path / "missing.beton")]) == 2
+    assert main(["inspect", str(tmp_path)]) == 2  # a folder
+    assert "folder" in capsys.readouterr().err
+
+
+def test_pack_old_spellings_still_work_for_one_release(tmp_path, folder, capsys):
+    """Positional OUT, --max-resolution and --quiet are hidden aliases (README: renamed flags)."""
+    out = tmp_path / "old.beton"
+    assert main(["pack", str(folder), str(out), "--max-resolution", "64", "--on-error", "skip",
+                 "--quiet", "--workers", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "positional OUT" in err and "pack:" not in err.split("note:")[0][-1:]
+    with BetonReader(out) as r:
+        assert len(r) == 4 and max(r.read(2)["image"].shape[:2]) == 64
+    assert main(["pack", str(folder), str(out), "--out", str(out)]) == 2
+    assert "give only --out" in capsys.readouterr().err
+
+
+def test_pack_config_file_section(tmp_path, folder):
+    cfg = tmp_path / "pack.yaml"
+    cfg.write_text("pack:\n  max_resolution: 32\n  on_error: skip\n  write_mode: raw\n")
+    out = tmp_path / "cfg.beton"
+    assert main(["pack", str(folder), "--out", str(out), "--config", str(cfg),
+                 "--set", "max_resolution=48", "--no-progress"]) == 0
+    with BetonReader(out) as r:
+        assert r.encoded(0, "image")[1] == "raw"          # from the file
+        assert max(r.read(2)["image"].shape[:2]) == 48    # --set beats the file
+
+
+def test_pack_refuses_bad_quality(tmp_path, folder, capsys):
+    for q in ("0", "500"):
+        assert main(["pack", str(folder), "--out", str(tmp_path / "q.beton"),
+                     "--jpeg-quality", q]) == 2
+        assert "jpeg_quality" in capsys.readouterr().err

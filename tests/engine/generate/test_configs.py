@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from engine.config import load_yaml, resolve
+from engine.config import load_config, load_yaml
 from engine.generate.config import GenerateConfig
 from engine.plan import PlanConfig
 
@@ -23,7 +23,7 @@ def test_config_resolves(path):
     data = load_yaml(path)
     assert set(data) <= {"plan", "generate"}, f"{path}: only plan: and generate: sections"
     plan = PlanConfig(**data["plan"])
-    gen = resolve(GenerateConfig, path, {"batch_size": 3}, section="generate")
+    gen = load_config(GenerateConfig, path, section="generate", overrides={"batch_size": 3})
     assert gen.batch_size == 3 and plan.steps >= 1
 
 

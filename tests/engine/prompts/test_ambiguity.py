@@ -151,21 +151,29 @@ def test_open_clip_scorer_errors(tiny_clip, tmp_path):
         OpenClipScorer.load("synthclone-tiny-clip", pretrained="laion2b_s34b_b79k")
 
 
-def test_meanings_cli_writes_the_json_the_recipes_read(tiny_clip, tmp_path, crane_bird):
-    from engine.prompts.cli import meanings_main
+def test_meanings_cli_writes_the_json_the_recipes_read(tiny_clip, tmp_path, crane_bird, capsys):
+    from engine.cli import main
 
     _, _, ckpt = tiny_clip
     root = tmp_path / "train"
     _write_images(root / crane_bird.wnid, (250, 10, 10), count=2)
     out = tmp_path / "meanings.json"
-    argv = ["--classes", crane_bird.wnid, "--images", str(root), "--out", str(out),
-            "--clip-model", "synthclone-tiny-clip", "--clip-checkpoint", ckpt, "--k", "3"]
-    assert meanings_main(argv) == 0
+    argv = ["meanings", "--classes", crane_bird.wnid, "--images", str(root), "--out", str(out),
+            "--clip-model", "synthclone-tiny-clip", "--clip-pretrained", ckpt, "--k", "3",
+            "--real-images-per-class", "2", "--device", "cpu"]
+    assert main(argv) == 0
     meanings = load_meanings(str(out))
     assert list(meanings) == [crane_bird.wnid]
     assert meanings[crane_bird.wnid] in candidate_meanings(crane_bird, k=3)
-    assert meanings_main(argv) == 2                        # refuses to overwrite
+    capsys.readouterr()
+    assert main(argv) == 2                                 # refuses to overwrite, one line
+    assert "--overwrite" in capsys.readouterr().err
     assert get_recipe("disambiguated", meanings=str(out)).prompts(crane_bird, 1, 0)[0].startswith("crane, ")
+    # the old spellings (--clip-checkpoint, --images-per-class) still work for one release
+    old = [a.replace("--clip-pretrained", "--clip-checkpoint").replace(
+        "--real-images-per-class", "--images-per-class") for a in argv]
+    assert main(old + ["--overwrite"]) == 0
+    assert load_meanings(str(out)) == meanings
 
 
 def test_recipes_cli_lists_every_recipe(capsys):

@@ -1,0 +1,167 @@
+"""``synthclone pack | merge | inspect``: the .beton commands (``loaders.beton`` does the work).
+
+They live in ``engine`` because ``loaders`` may not import ``engine`` (DESIGN.md), and the
+command line is built with ``engine.config`` like every other command. FFCV and OpenCV are
+imported inside each ``*_main`` after the arguments are parsed, so ``--help`` and usage errors
+are immediate. User errors are raised, not printed: ``engine/cli.py`` reports them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from engine.config import (ArgumentParser, add_config_args, add_config_file_args,
+                           add_out_arg, add_overwrite_arg, add_progress_arg, add_quiet_alias,
+                           config_from_args)
+from engine.errors import ConfigError
+from loaders.beton.pack_config import PackConfig
+
+__all__ = ["pack_main", "merge_main", "inspect_main", "get_pack_args_parser",
+           "get_merge_args_parser", "get_inspect_args_parser"]
+
+
+# ----------------------------------------------------------------------------- pack
+def get_pack_args_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="synthclone pack", description=(
+        "Pack a real image folder (root/<wnid>/<image>) or a 'path,label' list file into a "
+        ".beton with ImageNet-1K labels. Rerun the same command to resume an interrupted pack."),
+        epilog="example: synthclone pack /data/imagenet/train --out real.beton --store-size 256 "
+               "--on-error skip")
+    p.add_argument("source", help="ImageFolder root with wnid folders, or a list file")
+    p.add_argument("legacy_out", nargs="?", help=argparse.SUPPRESS)  # old positional OUT
+    add_out_arg(p, ".beton file to write", required=False)
+    add_overwrite_arg(p, "an existing output and any partial of it (without it: a rerun "
+                         "resumes the partial)")
+    add_config_file_args(p, "pack", example="jpeg_quality=95")
+    add_config_args(p, PackConfig, exclude={"source", "out", "overwrite"},
+                    flags={"max_resolution": ("--store-size",), "num_workers": ("--workers",)},
+                    aliases={"max_resolution": ("--max-resolution",)},
+                    defaults={"progress": True})
+    add_quiet_alias(p)
+    return p
+
+
+def pack_main(argv: list[str] | None = None) -> int:
+    a = get_pack_args_parser().parse_args(argv)
+    out = a.out or a.legacy_out
+    if a.out and a.legacy_out:
+        raise ConfigError(f"two outputs: {a.legacy_out!r} and --out {a.out!r}; give only --out")
+    if not out:
+        raise ConfigError("no output: give --out OUT.beton")
+    if a.legacy_out:
+        print("synthclone pack: note: give the output as --out OUT (the positional OUT is "
+              "accepted until the next release)", file=sys.stderr)
+    cfg = config_from_args(PackConfig, a, section="pack",
+                           extra={"source": a.source, "out": out, "overwrite": a.overwrite})
+    from loaders.beton.pack import pack
+
+    res = pack(cfg)
+    print(f"packed {res.num_written} images of {len(res.classes)} classes into {out} "
+          f"({res.passthrough} JPEGs stored verbatim)", file=sys.stderr)
+    if res.skipped:
+        listing = out + ".skipped.txt"
+        with open(listing, "w", encoding="utf8") as f:
+            f.writelines(f"{p}\t{why}\n" for p, why in res.skipped)
+        print(f"skipped {len(res.skipped)} unreadable files (listed in {listing}):",
+              file=sys.stderr)
+        for p, why in res.skipped[:20]:
+            print(f"  {why}", file=sys.stderr)
+    return 0
+
+
+# ----------------------------------------------------------------------------- merge
+def get_merge_args_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="synthclone merge", description=(
+        "Concatenate .beton files with identical fields (bytes copied verbatim, sample ids "
+        "renumbered 0..total-1 unless --keep-sample-ids)."),
+        epilog="example: synthclone merge clone.shard0of2.beton clone.shard1of2.beton "
+               "--keep-sample-ids --out clone.beton")
+    p.add_argument("inputs", nargs="+", help="input .beton files, in output order")
+    add_out_arg(p, "merged .beton file to write")
+    p.add_argument("--keep-sample-ids", action="store_true",
+                   help="keep stored 'sample_id' values instead of renumbering them")
+    add_overwrite_arg(p)
+    add_progress_arg(p)
+    return p
+
+
+def merge_main(argv: list[str] | None = None) -> int:
+    a = get_merge_args_parser().parse_args(argv)
+    from loaders.beton.merge import merge_betons
+
+    n = merge_betons(a.inputs, a.out, renumber_field=None if a.keep_sample_ids else "sample_id",
+                     overwrite=a.overwrite, progress=a.progress)
+    print(f"merged {len(a.inputs)} files, {n} samples -> {a.out}", file=sys.stderr)
+    return 0
+
+
+# ----------------------------------------------------------------------------- inspect
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def get_inspect_args_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="synthclone inspect", description=(
+        "Summarise a .beton: samples per class and domain, fields, size, write-mode mix."),
+        epilog="example: synthclone inspect clone.beton --verify --grid sheet.png")
+    p.add_argument("path", help=".beton file")
+    p.add_argument("--verify", action="store_true",
+                   help="structural checks and decode every image")
+    p.add_argument("--grid", metavar="OUT.png",
+                   help="write a contact sheet: one row per class, captioned with class names")
+    p.add_argument("--grid-columns", type=_positive, default=6,
+                   help="contact sheet: images per class (columns) [default: 6]")
+    p.add_argument("--per-class", dest="grid_columns", type=_positive, help=argparse.SUPPRESS)
+    p.add_argument("--grid-rows", type=_positive, default=10,
+                   help="contact sheet: classes shown (rows; drawn at random when there are "
+                        "more) [default: 10]")
+    p.add_argument("--max-classes", dest="grid_rows", type=_positive, help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the random choice of contact-sheet samples [default: 0]")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    return p
+
+
+def inspect_main(argv: list[str] | None = None) -> int:
+    a = get_inspect_args_parser().parse_args(argv)
+    if os.path.isdir(a.path):
+        raise ConfigError(f"{a.path} is a folder; give a .beton file")
+    if not os.path.exists(a.path):
+        raise FileNotFoundError(f"{a.path}: no such file")
+    from loaders.beton.reader import BetonReader
+    from loaders.beton.summary import class_names, contact_sheet, summarize
+
+    with BetonReader(a.path) as r:
+        s = summarize(r)
+        if a.verify:
+            s["verify"] = r.verify(decode=True)
+        if a.grid:
+            s["grid"] = contact_sheet(r, a.grid, a.grid_columns, a.grid_rows, a.seed)
+    if a.json:
+        print(json.dumps(s, sort_keys=True))
+        return 0
+    print(f"{s['path']}: {s['num_samples']} samples, {s['file_bytes'] / 2**20:.1f} MiB, "
+          f"page {s['page_size']}")
+    print("fields: " + ", ".join(f"{n} ({t})" for n, t in s["fields"].items()))
+    if "write_modes" in s:
+        print(f"write modes: {s['write_modes']}  height {s['image_height']}  "
+              f"width {s['image_width']}")
+    print(f"domains: {s['domains']}")
+    if "classes" in s:
+        names = class_names(s["classes"])
+        print(f"classes: {s['num_classes']}")
+        for label, n in sorted(s["classes"].items(), key=lambda kv: -kv[1])[:20]:
+            print(f"  {label:>5} {n:>7}  {names.get(label, '')}")
+    if a.verify:
+        print(f"verify: OK ({s['verify']['image_modes']})")
+    if a.grid:
+        print(f"grid: {s['grid']}")
+    return 0
