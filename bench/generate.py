@@ -12,7 +12,6 @@ Both paths get the already-built model (building it is not timed) and one warm-u
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import tempfile
@@ -36,15 +35,13 @@ CLASSES = ["tench", "goldfish", "great white shark", "tiger shark"]
 
 
 def make_plan(n: int, size: int, steps: int):
-    from engine.plan import Plan, PlanRow, row_seed
+    from engine.plan import PlanRow, plan_from_rows, row_seed
 
     rows = [PlanRow(sample_id=i, label=i % len(CLASSES), wnid=None, recipe="c",
                     prompt=f"a photo of a {CLASSES[i % len(CLASSES)]}", seed=row_seed(0, i),
                     guidance=7.5, steps=steps, height=size, width=size, sampler="pndm")
             for i in range(n)]
-    lines = [r.to_json() for r in rows]
-    return Plan({"config": {}, "version": "bench", "recipes": ["c"], "num_rows": n,
-                 "hash": hashlib.sha256("\n".join(lines).encode()).hexdigest()}, rows)
+    return plan_from_rows(rows, version="bench")
 
 
 def run_naive(pipe, rows, batch_size: int, workdir: str) -> float:

@@ -1,4 +1,4 @@
-"""Suite-wide settings: a project-owned cache, offline hub, markers for GPU / real weights."""
+"""Suite-wide settings: a project-owned cache, offline hub, the gpu marker (skipped without CUDA)."""
 import os
 
 import pytest

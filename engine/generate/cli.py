@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import sys
 
-from engine.config import ArgumentParser, add_config_args, config_from_args
+from engine.config import (ArgumentParser, add_config_args, add_config_file_args,
+                           config_from_args)
 from engine.generate.config import GenerateConfig
 
 
@@ -22,7 +23,7 @@ def get_args_parser() -> ArgumentParser:
     p.add_argument("plan", help="plan file (synthclone plan ... --out plan.jsonl)")
     p.add_argument("--out", "-o", required=True,
                    help=".beton to write (shards: NAME.shardIofN.beton)")
-    p.add_argument("--config", help="YAML file; its 'generate:' section sets the options below")
+    add_config_file_args(p, "generate", example="batch_size=4")
     p.add_argument("--shard", help="I/N: generate shard I of N (default: RANK/WORLD_SIZE, "
                                    "SLURM_PROCID/SLURM_NTASKS, else 0/1)")
     p.add_argument("--overwrite", action="store_true", help="start over, replacing outputs")

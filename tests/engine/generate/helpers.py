@@ -1,9 +1,7 @@
 """Small plans built in code (no WordNet) and readers for the generate tests."""
 from __future__ import annotations
 
-import hashlib
-
-from engine.plan import Plan, PlanRow, row_seed
+from engine.plan import Plan, PlanRow, plan_from_rows, row_seed
 
 CLASSES = [(0, "n01440764", "tench"), (1, "n01443537", "goldfish"), (2, "n01484850", "great white shark")]
 
@@ -18,10 +16,7 @@ def make_plan(per_class: int = 4, steps: int = 4, size: int = 64, sampler: str =
                                 prompt=f"a photo of a {name}" if k % 2 else name,
                                 seed=row_seed(seed, sid), guidance=guidance, steps=steps,
                                 height=size, width=size, sampler=sampler, **row_kw))
-    lines = [r.to_json() for r in rows]
-    header = {"config": {"seed": seed}, "version": "test", "recipes": ["c"],
-              "num_rows": len(rows), "hash": hashlib.sha256("\n".join(lines).encode()).hexdigest()}
-    return Plan(header, rows)
+    return plan_from_rows(rows, config={"seed": seed}, version="test")
 
 
 def read_all(path: str) -> dict:

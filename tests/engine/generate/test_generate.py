@@ -84,19 +84,19 @@ def test_two_shards_merged_equal_one_run(plan, single, tmp_path):
         assert diff.mean() < 0.5 and diff.max() <= 8, (k, diff.mean(), diff.max())
 
 
-def test_exists_and_hash_mismatch_are_refused(plan, single, tmp_path):
+def test_exists_and_hash_mismatch_are_refused(plan, single, tmp_path, monkeypatch):
     again = generate(plan, single[0], cfg())            # a relaunch of a finished run: no work
     assert again["status"] == "already_complete" and again["written"] == 0
     other = make_plan(per_class=4, steps=4, size=64, seed=1)
     with pytest.raises(GenerateError, match="not made from this plan"):
         generate(other, single[0], cfg())
     out = str(tmp_path / "c.beton")
-    _interrupt_after(plan, out, batches=1)
+    _interrupt_after(plan, out, batches=1, monkeypatch=monkeypatch)
     with pytest.raises(GenerateError, match="refusing to resume"):
         generate(other, out, cfg())
 
 
-def _interrupt_after(plan, out, batches):
+def _interrupt_after(plan, out, batches, monkeypatch):
     """Run generation and press Ctrl-C (KeyboardInterrupt) after ``batches`` UNet batches."""
     from engine.generate import sampling
 
@@ -108,19 +108,17 @@ def _interrupt_after(plan, out, batches):
             raise KeyboardInterrupt
         return orig(self, batch)
 
-    sampling.Sampler.denoise = denoise
-    try:
+    with monkeypatch.context() as m:
+        m.setattr(sampling.Sampler, "denoise", denoise)
         with pytest.raises(KeyboardInterrupt):
             generate(plan, out, cfg(pipeline_tail=True))
-    finally:
-        sampling.Sampler.denoise = orig
 
 
-def test_ctrl_c_leaves_resumable_output(plan, single, tmp_path):
+def test_ctrl_c_leaves_resumable_output(plan, single, tmp_path, monkeypatch):
     from loaders.beton import BetonWriter
 
     out = str(tmp_path / "c.beton")
-    _interrupt_after(plan, out, batches=2)
+    _interrupt_after(plan, out, batches=2, monkeypatch=monkeypatch)
     assert BetonWriter.partial_exists(out) and not os.path.exists(out)
     summary = generate(plan, out, cfg())
     assert summary["resumed"] == 8 and summary["written"] == 4
