@@ -55,6 +55,10 @@ def pack_main(argv: list[str] | None = None) -> int:
               "accepted until the next release)", file=sys.stderr)
     cfg = config_from_args(PackConfig, a, section="pack",
                            extra={"source": a.source, "out": out, "overwrite": a.overwrite})
+    if not os.path.exists(cfg.source):
+        raise FileNotFoundError(f"{cfg.source}: no such image folder or list file")
+    if os.path.isdir(out):
+        raise ConfigError(f"--out {out} is a folder; give the .beton file to write")
     from loaders.beton.pack import pack
 
     res = pack(cfg)
@@ -89,6 +93,11 @@ def get_merge_args_parser() -> ArgumentParser:
 
 def merge_main(argv: list[str] | None = None) -> int:
     a = get_merge_args_parser().parse_args(argv)
+    for path in a.inputs:
+        if os.path.isdir(path):
+            raise ConfigError(f"{path} is a folder; give .beton files to merge")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: no such .beton file")
     from loaders.beton.merge import merge_betons
 
     n = merge_betons(a.inputs, a.out, renumber_field=None if a.keep_sample_ids else "sample_id",

@@ -15,6 +15,7 @@ from engine.config import (ArgumentParser, add_config_args, add_out_arg, add_ove
                            config_from_args, load_section)
 from engine.generate.config import GenerateConfig
 from engine.plan import PlanConfig
+from engine.plan_cli import add_recipe_arg
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs",
                               "tiny_demo.yaml")
@@ -40,7 +41,7 @@ def get_args_parser(config: str = DEFAULT_CONFIG) -> ArgumentParser:
     p.add_argument("--config", metavar="FILE.yaml", default=config,
                    help="YAML config whose 'plan:' and 'generate:' sections replace the demo's "
                         "(flags override it) [default: engine/configs/tiny_demo.yaml]")
-    p.add_argument("--recipe", metavar="NAME", help="prompt recipe (c_hc and c_dc work offline)")
+    add_recipe_arg(p, default=", ".join(load_section(config, "plan").get("recipes", {})))
     p.add_argument("--size", type=int, metavar="INT", help="generated height = width in pixels")
     add_config_args(p, PlanConfig, section="plan", exclude=_others(PlanConfig, PLAN_FLAGS),
                     defaults=load_section(config, "plan"))
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     extra = {"height": args.size, "width": args.size}
     if args.recipe:
-        extra["recipes"] = {args.recipe: 1.0}
+        extra["recipes"] = dict(args.recipe)
     plan_cfg = config_from_args(PlanConfig, args, section="plan", extra=extra, assignments=[])
     gen_cfg = config_from_args(GenerateConfig, args, section="generate", assignments=[])
     from engine.generate.runner import generate

@@ -32,6 +32,13 @@ def _recipe_arg(text: str) -> tuple[str, float]:
     return name.strip(), value
 
 
+def add_recipe_arg(parser, default: str) -> None:
+    """``--recipe NAME[=WEIGHT]`` (repeatable): the recipes of a plan and their weights."""
+    parser.add_argument("--recipe", action="append", type=_recipe_arg, metavar="NAME[=WEIGHT]",
+                        help="prompt recipe (repeatable; weights split each class's images; "
+                             f"synthclone recipes lists them) [default: {default}]")
+
+
 def add_llm_args(parser) -> None:
     """``--llm-url --llm-model --llm-retries --llm-timeout``: the same four flags in every
     command that can call an LLM (``plan``, ``meanings``); defaults from ``LLMConfig``."""
@@ -53,9 +60,7 @@ def get_args_parser() -> ArgumentParser:
     add_out_arg(p, "plan file to write (.jsonl)")
     add_overwrite_arg(p, "an existing plan file (without it: refuse)")
     add_config_file_args(p, "plan", example="steps=20")
-    p.add_argument("--recipe", action="append", type=_recipe_arg, metavar="NAME[=WEIGHT]",
-                   help="prompt recipe (repeatable; weights split each class's images; "
-                        "synthclone recipes lists them) [default: c_hc]")
+    add_recipe_arg(p, default="c_hc")
     add_config_args(p, PlanConfig, aliases={"counts_multiplier": ("--multiplier",)})
     g = p.add_argument_group("recipe options (passed to the recipes that take them)")
     g.add_argument("--backgrounds", help="Places365 category file for c_hc_inside_b "

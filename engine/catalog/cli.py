@@ -1,6 +1,7 @@
 """``synthclone classes SPEC``: resolve a class set and show its classes."""
 from __future__ import annotations
 
+import argparse
 import json
 
 from engine.config import ArgumentParser
@@ -10,8 +11,6 @@ DEFAULT_LIMIT = 20
 
 
 def _limit(text: str) -> int:
-    import argparse
-
     try:
         value = int(text)
     except ValueError:
@@ -27,8 +26,9 @@ def get_args_parser() -> ArgumentParser:
     p.add_argument("spec", nargs="?", default="imagenet100",
                    help="imagenet1k | imagenet100 | imagenet-r | imagenet-a | FILE | "
                         "comma-separated wnids/names [default: imagenet100]")
-    p.add_argument("--compact-labels", action="store_true",
-                   help="renumber labels 0..n-1 instead of keeping ImageNet-1K indices")
+    p.add_argument("--compact-labels", action=argparse.BooleanOptionalAction, default=False,
+                   help="Renumber labels 0..n-1 instead of keeping ImageNet-1K indices. "
+                        "[default: False]")
     p.add_argument("--limit", type=_limit,
                    help=f"classes to show (0 = all) [default: {DEFAULT_LIMIT} in the text "
                         "listing, all with --json]")

@@ -11,7 +11,7 @@ import json
 import sys
 
 from engine.config import (ArgumentParser, add_config_args, add_config_file_args,
-                           config_from_args)
+                           add_out_arg, add_overwrite_arg, config_from_args)
 from engine.generate.config import GenerateConfig
 
 
@@ -21,12 +21,12 @@ def get_args_parser() -> ArgumentParser:
         epilog="example: synthclone generate plan.jsonl --model tiny --out clone.beton; "
                "rerun the same command to resume; --shard 0/4 (or torchrun/SLURM env) for shards")
     p.add_argument("plan", help="plan file (synthclone plan ... --out plan.jsonl)")
-    p.add_argument("--out", "-o", required=True,
-                   help=".beton to write (shards: NAME.shardIofN.beton)")
+    add_out_arg(p, ".beton to write (shards: NAME.shardIofN.beton)")
     add_config_file_args(p, "generate", example="batch_size=4")
     p.add_argument("--shard", help="I/N: generate shard I of N (default: RANK/WORLD_SIZE, "
                                    "SLURM_PROCID/SLURM_NTASKS, else 0/1)")
-    p.add_argument("--overwrite", action="store_true", help="start over, replacing outputs")
+    add_overwrite_arg(p, "the output and its run folder, starting over (without it: a rerun "
+                         "resumes)")
     add_config_args(p, GenerateConfig, flags={"writer_workers": ("--workers",)},
                     aliases={"writer_workers": ("--writer-workers",),
                              "store_size": ("--max-resolution",)})

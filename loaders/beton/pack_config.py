@@ -32,7 +32,8 @@ class PackConfig:
     passthrough: bool = True
     """Store fitting RGB JPEGs verbatim instead of decoding and re-encoding them."""
     compact_labels: bool = False
-    """Labels 0..k-1 in sorted class order instead of ImageNet-1K indices."""
+    """Renumber labels 0..n-1 (sorted class-folder order) instead of keeping ImageNet-1K
+    indices."""
     page_size: int | None = None
     """.beton page size (power of two, >= 2 MiB); None: FFCV's default, 8 MiB."""
     overwrite: bool = False
