@@ -222,3 +222,17 @@ def test_llm_flag_defaults_in_the_help_are_llmconfig_defaults(helps):
     for cmd in ("plan", "meanings"):
         assert f"[default: {cfg.retries}]" in helps[cmd]["--llm-retries"][2]
         assert f"[default: {cfg.timeout_s:g}]" in helps[cmd]["--llm-timeout"][2]
+
+
+def test_command_modules_import_no_heavy_library():
+    """Fast --help: heavy libraries are imported inside main, after parsing (issue #15)."""
+    import json
+
+    modules = sorted({module for module, _, _ in COMMANDS.values()})
+    heavy = ("torch", "diffusers", "transformers", "open_clip", "ffcv", "cv2", "numba", "timm")
+    code = (f"import importlib, json, sys; [importlib.import_module(m) for m in {modules!r}]; "
+            f"print(json.dumps([m for m in {heavy!r} if m in sys.modules]))")
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env=env, check=True, timeout=120)
+    assert json.loads(out.stdout) == []

@@ -1,0 +1,19 @@
+"""``python -m bench cli_startup`` runs and reports the issue's two figures (never asserted)."""
+import math
+
+from bench import cli_startup
+
+
+def test_cli_startup_bench_runs_and_reports():
+    res = cli_startup.main(["--quick", "--rounds", "1", "--runs", "1"])
+    for key in ("help_s", "plan_help_s"):
+        assert res[key] > 0 and math.isfinite(res[key]), key
+    assert set(res["spread_s"]) == {"synthclone --help", "synthclone plan --help"}
+    assert isinstance(res["stable"], bool)
+
+
+def test_every_command_is_measured_without_quick():
+    from engine.cli import COMMANDS
+
+    names = cli_startup.methods()
+    assert all(f"synthclone {c} --help" in names for c in COMMANDS)
