@@ -111,3 +111,38 @@ def test_cli_exit_code_2_names_the_class(capsys):
     assert "goldfsh" in err and "goldfish" in err
     assert main(["classes", "imagenet100", "--limit", "2"]) == 0
     assert "100 classes" in capsys.readouterr().out
+
+
+def test_cli_json_lists_every_class_unless_limited(capsys):
+    import json
+
+    from engine.cli import main
+
+    assert main(["classes", "imagenet100", "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 100 and json.loads(lines[0])["wnid"] == get_class_set("imagenet100")[0].wnid
+    assert main(["classes", "imagenet100", "--json", "--limit", "3"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_public_label_tables():
+    from engine.catalog import class_names, imagenet_index, imagenet_wnids
+
+    index, names = imagenet_index(), class_names()
+    assert len(index) == len(names) == 1000 and index["n01440764"] == 0
+    assert names[index["n02123045"]] == "tabby" and imagenet_wnids()[281] == "n02123045"
+    index["n01440764"] = 5                       # a copy: callers cannot change the table
+    assert imagenet_index()["n01440764"] == 0
+
+
+def test_class_file_errors_are_user_errors(tmp_path):
+    from engine.catalog import ClassFileError
+    from engine.errors import UserError
+
+    assert issubclass(ClassFileError, UserError)
+    binary = tmp_path / "x.txt"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ClassFileError, match="UTF-8"):
+        load_custom(str(binary))
+    with pytest.raises(ClassFileError, match="folder"):
+        load_custom(str(tmp_path))

@@ -124,6 +124,12 @@ def test_cli_pack_inspect_merge(tmp_path, folder, capsys):
     assert main(["inspect", str(tmp_path / "missing.beton")]) == 2
     assert main(["inspect", str(tmp_path)]) == 2  # a folder
     assert "folder" in capsys.readouterr().err
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["inspect", str(out), "--grid", str(tmp_path)]) == 2  # the sheet names a folder
+    assert "folder" in capsys.readouterr().err
+    assert main(["inspect", str(out), "--grid", str(grid), "--max-classes", "-1"]) == 2
+    assert "must be >= 1" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before     # nothing stray written
 
 
 def test_pack_old_spellings_still_work_for_one_release(tmp_path, folder, capsys):
