@@ -5,10 +5,11 @@ from bench import cli_startup
 
 
 def test_cli_startup_bench_runs_and_reports():
-    res = cli_startup.main(["--quick", "--rounds", "1", "--runs", "1"])
-    for key in ("help_s", "plan_help_s"):
+    res = cli_startup.main(["--quick", "--min-seconds", "0.01"])
+    for key in ("help_s", "plan_help_s", "help_vs_python_floor", "plan_help_vs_python_floor"):
         assert res[key] > 0 and math.isfinite(res[key]), key
-    assert set(res["spread_s"]) == {"synthclone --help", "synthclone plan --help"}
+    assert set(res["methods"]) == {cli_startup.PYTHON_FLOOR, cli_startup.HELP,
+                                   cli_startup.PLAN_HELP}
     assert isinstance(res["stable"], bool)
 
 
