@@ -56,7 +56,7 @@ def check_shard(i: int, n: int) -> tuple[int, int]:
                                                          and isinstance(n, int)):
         raise ConfigError(f"shard {i!r}/{n!r}: expected whole numbers I/N")
     if not (n >= 1 and 0 <= i < n):
-        raise ConfigError(f"shard {i}/{n}: need 0 <= I < N (e.g. --shard 0/4 .. 3/4)")
+        raise ConfigError(f"shard {i}/{n}: need 0 <= i < n (e.g. --shard 0/4 .. 3/4)")
     return i, n
 
 
