@@ -24,6 +24,7 @@ import hashlib
 import json
 import math
 import os
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from engine import __version__
@@ -96,15 +97,20 @@ class PlanConfig:
     compact_labels: bool = False
     """Renumber labels 0..n-1 instead of keeping ImageNet-1K indices."""
     recipes: dict = dataclasses.field(default_factory=lambda: {"c_hc": 1.0})
-    """Recipe name -> weight; each class's images are split by weight (largest remainder)."""
+    """Recipe name -> weight; the images are split by weight (remainders carried over classes)."""
     recipe_options: dict = dataclasses.field(default_factory=dict)
     """Options passed to every recipe that accepts them (backgrounds, template, llm_url, ...)."""
     images_per_class: int | None = 13
-    """Images for every class; ignored when ``counts_file`` is given."""
-    counts_file: str | None = None
-    """A file of ``wnid count`` lines (e.g. ImageNet's real per-class counts)."""
+    """Images for every class; ignored when ``counts_from`` is given."""
+    counts_from: str | None = None
+    """Real per-class counts (seed 002 §5 keeps ImageNet's): the ImageNet train folder (images
+    counted per wnid folder), the ILSVRC-2012 devkit's meta.mat (num_train_images), or a file of
+    ``wnid count`` lines. Recorded in the plan header."""
     counts_multiplier: float = 1.0
-    """Multiply the counts (``counts_file`` or ``images_per_class``), e.g. 10 for a 10x set."""
+    """Multiply the counts (``counts_from`` or ``images_per_class``), e.g. 10 for a 10x set."""
+    require_counts: bool = False
+    """Refuse to plan without ``counts_from`` (the seed-002 configs: the paper's per-class
+    counts are ImageNet's, which every user brings)."""
     guidance: float = 7.5
     """Classifier-free guidance scale (papers: 7.5, or 2.0 for seed 002's best sets)."""
     steps: int = 50
@@ -126,8 +132,8 @@ class PlanConfig:
         for name, w in self.recipes.items():
             if not (isinstance(w, (int, float)) and w > 0):
                 raise ValueError(f"recipe {name!r}: weight must be a positive number, got {w!r}")
-        if self.counts_file is None and (self.images_per_class is None or self.images_per_class < 1):
-            raise ValueError("images_per_class must be >= 1 (or give counts_file)")
+        if self.counts_from is None and (self.images_per_class is None or self.images_per_class < 1):
+            raise ValueError("images_per_class must be >= 1 (or give counts_from)")
         if not (math.isfinite(self.counts_multiplier) and self.counts_multiplier > 0):
             raise ValueError("counts_multiplier must be a finite number > 0")
         problem = _sampling_problem(self.guidance, self.steps, self.height, self.width,
@@ -241,61 +247,64 @@ class Plan:
 
 
 # ----------------------------------------------------------------------------- building
-def _split(n: int, weights: dict) -> dict:
-    """Split n into integer parts proportional to weights (largest remainder, ties by order)."""
-    total = float(sum(weights.values()))
-    exact = {k: n * w / total for k, w in weights.items()}
-    parts = {k: int(v) for k, v in exact.items()}
-    left = n - sum(parts.values())
-    for k in sorted(exact, key=lambda k: -(exact[k] - parts[k]))[:left]:
-        parts[k] += 1
-    return parts
+class CountsRequired(UserError, ValueError):
+    """A config that keeps the real per-class counts was given none."""
 
 
-def read_counts(path: str) -> dict[str, int]:
-    """``wnid count`` lines -> {wnid: count}."""
-    out = {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.readlines()
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file of 'wnid count' lines") from None
-    for lineno, line in enumerate(lines, 1):
-        parts = line.split("#", 1)[0].split()
-        if not parts:
-            continue
-        if len(parts) != 2 or not parts[1].isdigit():
-            raise ConfigError(f"{path}:{lineno}: expected 'wnid count', got {line.strip()!r}")
-        out[parts[0]] = int(parts[1])
+def split_classes(sizes: list[int], weights: dict) -> list[dict]:
+    """Split each class's images among the recipes by weight, carrying rounding remainders
+    from class to class (error diffusion), so that every class gets exactly its size, each
+    recipe's total is within one image of its exact share, and a recipe whose share of one
+    class rounds to zero still appears in the plan (``c_hc=1, c_dc=2`` at 1 image per class:
+    classes alternate instead of all going to ``c_dc``). Exact rational arithmetic; ties go to
+    the recipe listed first."""
+    names = list(weights)
+    frac = {k: Fraction(weights[k]) for k in names}
+    total = sum(frac.values())
+    carry = {k: Fraction(0) for k in names}
+    out = []
+    for n in sizes:
+        want = {k: n * frac[k] / total + carry[k] for k in names}
+        parts = {k: max(0, math.floor(want[k])) for k in names}
+        left = n - sum(parts.values())
+        order = sorted(names, key=lambda k: (-(want[k] - parts[k]), names.index(k)))
+        for k in order[:max(0, left)]:
+            parts[k] += 1
+        while sum(parts.values()) > n:  # only when carries went negative: take from the largest
+            k = max(names, key=lambda k: (parts[k] - want[k], -names.index(k)))
+            parts[k] -= 1
+        for k in names:
+            carry[k] = want[k] - parts[k]
+        out.append(parts)
     return out
 
 
-def _images_per_class(cfg: PlanConfig, cs: ClassSet) -> list[int]:
-    if cfg.counts_file:
-        counts = read_counts(cfg.counts_file)
-        missing = [c.wnid or c.name for c in cs if (c.wnid or c.name) not in counts]
-        if missing:
-            raise ConfigError(f"{cfg.counts_file}: no count for {len(missing)} classes, e.g. "
-                             f"{', '.join(missing[:3])}")
-        base = [counts[c.wnid or c.name] for c in cs]
-    else:
-        base = [cfg.images_per_class] * len(cs)
-    return [max(1, round(b * cfg.counts_multiplier)) for b in base]
-
-
-def make_recipes(names, options: dict) -> dict:
+def make_recipes(names, options: dict) -> tuple[dict, list[str]]:
     """Build the named recipes from one pool of options; each takes the options it accepts.
 
-    An option that none of the recipes accepts is an error (``--template`` with ``c_hc``).
+    Returns the recipes and notes. An option that none of the recipes accepts is an error
+    (``--template`` with ``c_hc``), except ``backgrounds``, which a shared config may set for
+    recipes that have no background: that is accepted with a note.
     """
     from engine.prompts import base
 
     given = {k for k, v in options.items() if v is not None}
     used = set().union(*(base.accepted_options(n) for n in names)) if names else set()
-    if given - used:
-        raise base.RecipeError(f"option(s) {', '.join(sorted(given - used))} not taken by any "
+    notes = []
+    for k in sorted(given - used):
+        if k in NOTE_ONLY_OPTIONS:
+            notes.append(f"{k} is not used by the recipes {', '.join(names)} (only "
+                         f"c_hc_inside_b and s1_mix take it); ignored")
+    unused = sorted(k for k in given - used if k not in NOTE_ONLY_OPTIONS)
+    if unused:
+        raise base.RecipeError(f"option(s) {', '.join(unused)} not taken by any "
                                f"of the recipes {', '.join(names)}")
-    return {n: base.build_recipe(n, options, strict=False) for n in names}
+    pool = {k: v for k, v in options.items() if k in used}
+    return {n: base.build_recipe(n, pool, strict=False) for n in names}, notes
+
+
+NOTE_ONLY_OPTIONS = ("backgrounds", "backgrounds_url")
+"""Recipe options given with recipes that do not take them: a note, not an error."""
 
 
 def _config_dict(cfg: PlanConfig, recipes: dict) -> dict:
@@ -304,24 +313,53 @@ def _config_dict(cfg: PlanConfig, recipes: dict) -> dict:
     return d
 
 
+def _class_sizes(cfg: PlanConfig, cs: ClassSet) -> tuple[list[int], dict | None]:
+    """Images per class (after the multiplier) and the counts record for the header."""
+    if cfg.counts_from is None:
+        if cfg.require_counts:
+            raise CountsRequired(
+                "this config keeps the real per-class image counts (seed 002 §5): pass "
+                "--counts-from PATH (the ImageNet train folder, or the ILSVRC-2012 devkit's "
+                "meta.mat), or set counts_from in the plan: section")
+        return [max(1, round(cfg.images_per_class * cfg.counts_multiplier))] * len(cs), None
+    from engine.catalog.counts import read_counts
+
+    keys = [c.wnid or c.name for c in cs]
+    counts = read_counts(cfg.counts_from, keys)
+    record = dict(counts.describe(keys), multiplier=cfg.counts_multiplier)
+    sizes = [max(1, round(counts.counts[k] * cfg.counts_multiplier)) for k in keys]
+    return sizes, record
+
+
 def build_plan(cfg: PlanConfig, class_set: ClassSet | None = None, progress: bool = False) -> Plan:
     """Build the plan for ``cfg`` (class_set overrides ``cfg.classes`` if given)."""
     from engine.catalog import get_class_set
 
     cs = class_set or get_class_set(cfg.classes, compact=cfg.compact_labels)
-    recipes = make_recipes(sorted(cfg.recipes), cfg.recipe_options)
+    recipes, notes = make_recipes(sorted(cfg.recipes), cfg.recipe_options)
     for cls in cs:
         for r in recipes.values():
             r.check(cls)
-    counts = _images_per_class(cfg, cs)
+    for r in recipes.values():
+        notes += [f"{r.name}: {n}" for n in r.notes(cs)]
+    sizes, counts = _class_sizes(cfg, cs)
+    splits = split_classes(sizes, {r: cfg.recipes[r] for r in recipes})
+    empty = [r for r in recipes if not any(s[r] for s in splits)]
+    if empty:
+        notes.append(f"recipe(s) {', '.join(empty)} got no images: {sum(sizes)} images are too "
+                     f"few for the weights {dict(sorted(cfg.recipes.items()))}")
     rows: list[PlanRow] = []
-    it = zip(cs, counts)
+    it = zip(cs, splits)
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(it, total=len(cs), desc="plan", unit="class")
-    for cls, n in it:
-        rows.extend(_class_rows(cfg, recipes, cls, n, start=len(rows)))
+        # No rate: a class takes microseconds for most recipes and seconds with an LLM, so
+        # "class/s" says nothing; the bar only appears when planning takes a while.
+        it = tqdm(it, total=len(cs), desc="plan", unit="class", delay=1.0,
+                  bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} classes "
+                             "[{elapsed}<{remaining}]")
+    for cls, split in it:
+        rows.extend(_class_rows(cfg, recipes, cls, split, start=len(rows)))
     header = {
         "config": _config_dict(cfg, recipes),
         "version": __version__,
@@ -330,6 +368,13 @@ def build_plan(cfg: PlanConfig, class_set: ClassSet | None = None, progress: boo
         "num_rows": len(rows),
         "hash": content_hash(rows),
     }
+    if counts is not None:
+        header["counts"] = counts
+    stats = {name: r.stats() for name, r in recipes.items() if r.stats() is not None}
+    if stats:
+        header["recipe_stats"] = stats
+    if notes:
+        header["notes"] = notes
     return Plan(header, rows)
 
 
@@ -343,13 +388,15 @@ def plan_from_rows(rows, **header) -> Plan:
     return Plan(header, rows)
 
 
-def _class_rows(cfg: PlanConfig, recipes: dict, cls: ClassInfo, n: int, start: int):
+def _class_rows(cfg: PlanConfig, recipes: dict, cls: ClassInfo, split: dict, start: int):
     key = cls.wnid or cls.name
     rows = []
-    for name, k in _split(n, {r: cfg.recipes[r] for r in recipes}).items():
+    for name, k in split.items():
         if k == 0:
             continue
-        prompts = recipes[name].prompts(cls, k, derive_seed("prompts", cfg.seed, name, key))
+        recipe = recipes[name]
+        seed = derive_seed("prompts", cfg.seed, recipe.seed_key or name, key)
+        prompts = recipe.prompts(cls, k, seed)
         if len(prompts) != k:
             raise RuntimeError(f"recipe {name!r} returned {len(prompts)} prompts for {key}, "
                                f"expected {k}")

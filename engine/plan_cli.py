@@ -61,11 +61,13 @@ def get_args_parser() -> ArgumentParser:
     add_overwrite_arg(p, "an existing plan file (without it: refuse)")
     add_config_file_args(p, "plan", example="steps=20")
     add_recipe_arg(p, default="c_hc")
-    add_config_args(p, PlanConfig, aliases={"counts_multiplier": ("--multiplier",)})
+    add_config_args(p, PlanConfig, aliases={"counts_multiplier": ("--multiplier",),
+                                            "counts_from": ("--counts-file",)})
     g = p.add_argument_group("recipe options (passed to the recipes that take them)")
     g.add_argument("--backgrounds", help="Places365 category file for c_hc_inside_b "
                                          "(default: downloaded once into the cache)")
-    g.add_argument("--template", help="prompt template containing {c}")
+    g.add_argument("--template", help="prompt template containing {c} (class name) and/or "
+                                      "{lemmas} (all its lemmas, comma-joined)")
     add_llm_args(g)
     g.add_argument("--descriptions-per-class", type=int, dest="per_class", metavar="INT",
                    help="distinct cd/sd descriptions per class [default: 600]")
@@ -88,12 +90,41 @@ def summarize(plan, examples: int = 3, out=None) -> None:
     shown = list(by_class.items())[:5]
     print("  " + ", ".join(f"{w}: {n}" for w, n in shown) + (" ..." if len(by_class) > 5 else ""),
           file=out)
+    counts = plan.header.get("counts")
+    if counts:
+        print(f"real per-class counts from {counts['source']} ({counts['kind']}): "
+              f"{counts['total']} images x {counts['multiplier']:g}", file=out)
+    for name, stats in sorted(plan.header.get("recipe_stats", {}).items()):
+        print_recipe_stats(name, stats, out)
     for name in sorted(by_recipe):
         rows = [r for r in plan.rows if r.recipe == name]
         step = max(1, len(rows) // max(1, examples))
         print(f"examples for {name}:", file=out)
         for r in rows[::step][:examples]:
             print(f"  [{r.wnid}] {r.prompt}", file=out)
+
+
+def print_recipe_stats(name: str, stats: dict, out) -> None:
+    """The LLM answer summary of a recipe: totals, then the classes where answers needed work."""
+    from engine.prompts.answers import STAT_KEYS
+
+    totals = {k: sum(s.get(k, 0) for s in stats.values()) for k in STAT_KEYS}
+    print(f"{name}: LLM answers for {len(stats)} classes: "
+          + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in totals.items()), file=out)
+    worst = sorted(stats.items(), key=lambda kv: (-(kv[1].get("dropped", 0)
+                                                    + kv[1].get("class_inserted", 0)), kv[0]))
+    for key, s in worst[:5]:
+        if s.get("dropped", 0) or s.get("class_inserted", 0):
+            print(f"  {key}: " + ", ".join(f"{s.get(k, 0)} {k.replace('_', ' ')}"
+                                           for k in STAT_KEYS), file=out)
+
+
+def print_notes(plan, err=None) -> None:
+    """Notes of the plan header on stderr; warnings (not the paper's method) stand out."""
+    err = err or sys.stderr
+    for note in plan.header.get("notes", ()):
+        loud = "WARNING" if "not the paper" in note else "note"
+        print(f"synthclone plan: {loud}: {note}", file=err)
 
 
 def check_output(path: str, overwrite: bool, flag: str = "--out") -> None:
@@ -116,5 +147,6 @@ def main(argv=None) -> int:
     plan = build_plan(cfg, progress=args.progress)
     write_plan(plan, args.out, overwrite=args.overwrite)
     summarize(plan, args.examples)
+    print_notes(plan)
     print(f"wrote {args.out}")
     return 0

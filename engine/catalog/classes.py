@@ -141,7 +141,10 @@ def class_names() -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=1)
 def _name_to_wnid() -> dict[str, str]:
-    """Lower-cased lemma -> wnid; a class's first lemma wins over another class's later lemma."""
+    """Lower-cased lemma -> wnid; a class's first lemma wins over another class's later lemma.
+
+    Only for the pinned ImageNet-100 name list; names typed by users go through
+    :func:`_name_matches`, which refuses a name that several classes share."""
     wnids, lemmas, _ = _imagenet_table()
     table: dict[str, str] = {}
     for rank in range(max(len(l) for l in lemmas)):
@@ -149,6 +152,33 @@ def _name_to_wnid() -> dict[str, str]:
             if rank < len(ls):
                 table.setdefault(ls[rank].lower(), w)
     return table
+
+
+@functools.lru_cache(maxsize=1)
+def _name_to_wnids() -> dict[str, tuple[str, ...]]:
+    """Lower-cased lemma -> every wnid having it, in label order (``crane`` -> the bird and the
+    machine)."""
+    wnids, lemmas, _ = _imagenet_table()
+    table: dict[str, list[str]] = {}
+    for w, ls in zip(wnids, lemmas):
+        for lemma in ls:
+            found = table.setdefault(lemma.lower(), [])
+            if w not in found:
+                found.append(w)
+    return {k: tuple(v) for k, v in table.items()}
+
+
+class AmbiguousClassError(ClassLookupError):
+    """A class name that several ImageNet-1K classes share (``crane``, ``maillot``)."""
+
+
+def _ambiguous(key: str, wnids, where: str = "") -> AmbiguousClassError:
+    _, lemmas, defs = _imagenet_table()
+    index = _wnid_to_index()
+    listing = "; ".join(f"{w} ({', '.join(lemmas[index[w]])}: {defs[index[w]]})" for w in wnids)
+    return AmbiguousClassError(
+        f"{where}{key!r} names {len(wnids)} ImageNet-1K classes: {listing}; give the wnid of the "
+        f"one you mean (or list several wnids)")
 
 
 def imagenet_class(wnid: str) -> ClassInfo:
@@ -162,20 +192,39 @@ def imagenet_class(wnid: str) -> ClassInfo:
 
 
 def resolve_imagenet(key: str) -> str:
-    """A wnid or an ImageNet class name (any lemma, case-insensitive) -> wnid."""
+    """A wnid or an ImageNet class name (any lemma, case-insensitive) -> wnid.
+
+    A name that several classes share (``crane``: the bird and the machine) is an
+    :class:`AmbiguousClassError` listing every match, so that the user picks a wnid."""
     key = key.strip()
     if key in _wnid_to_index():
         return key
-    wnid = _name_to_wnid().get(key.lower())
-    if wnid is None:
-        pool = list(_wnid_to_index()) if _looks_like_wnid(key) else [
-            l for ls in _imagenet_table()[1] for l in ls]
+    if _wnid_like(key):
+        raise ClassLookupError(_unknown("ImageNet-1K wnid", key, _wnid_to_index())
+                               + _malformed_hint(key))
+    wnids = _name_to_wnids().get(key.lower())
+    if not wnids:
+        pool = [l for ls in _imagenet_table()[1] for l in ls]
         raise ClassLookupError(_unknown("ImageNet-1K class", key, pool))
-    return wnid
+    if len(wnids) > 1:
+        raise _ambiguous(key, wnids)
+    return wnids[0]
 
 
 def _looks_like_wnid(key: str) -> bool:
     return len(key) == 9 and key[0] == "n" and key[1:].isdigit()
+
+
+def _wnid_like(key: str) -> bool:
+    """``n`` followed by digits only: meant as a wnid, whether or not it is a well-formed one."""
+    return len(key) > 1 and key[0] == "n" and key[1:].isdigit()
+
+
+def _malformed_hint(key: str) -> str:
+    if _looks_like_wnid(key):
+        return ""
+    return (f" ({key!r} has {len(key) - 1} digits; a WordNet noun id is 'n' and 8 digits, "
+            "e.g. n01440764)")
 
 
 def _imagenet_set(name: str, wnids) -> ClassSet:
@@ -227,13 +276,19 @@ def load_custom(path: str) -> ClassSet:
         key = parts[0]
         desc = parts[1] if len(parts) > 1 and parts[1] else None
         hyper = (parts[2],) if len(parts) > 2 and parts[2] else None
+        if _wnid_like(key) and not _looks_like_wnid(key):
+            raise ClassLookupError(f"{path}:{lineno}: {key!r} looks like a WordNet noun id but "
+                                   f"is not one{_malformed_hint(key)}")
         if _looks_like_wnid(key):
             if key in _wnid_to_index():
                 c = imagenet_class(key)
             else:
                 c = _wordnet_class(key, path, lineno)
-        elif len(parts) == 1 and key.lower() in _name_to_wnid():
-            c = imagenet_class(_name_to_wnid()[key.lower()])
+        elif len(parts) == 1 and key.lower() in _name_to_wnids():
+            matches = _name_to_wnids()[key.lower()]
+            if len(matches) > 1:
+                raise _ambiguous(key, matches, where=f"{path}:{lineno}: ")
+            c = imagenet_class(matches[0])
         else:
             c = ClassInfo(index=-1, wnid=None, lemmas=(key,), definition=desc, hypernyms=hyper)
         if desc or hyper:
@@ -267,7 +322,9 @@ def _imagenet1k():
 def _imagenet100():
     from engine.catalog.imagenet100 import IMAGENET100_NAMES
 
-    return _imagenet_set("imagenet100", [resolve_imagenet(n) for n in IMAGENET100_NAMES])
+    # The paper's names, pinned to Tian et al.'s wnids by the tests; a shared name ("tub")
+    # resolves to the class whose first lemma it is.
+    return _imagenet_set("imagenet100", [_name_to_wnid()[n.lower()] for n in IMAGENET100_NAMES])
 
 
 def _imagenet_r():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from engine.config import ArgumentParser
 
@@ -48,6 +49,9 @@ def main(argv=None) -> int:
             print(json.dumps({"index": c.index, "wnid": c.wnid, "lemmas": list(c.lemmas),
                               "definition": c.definition,
                               "hypernyms": list(c.hypernyms) if c.hypernyms else None}))
+        if len(shown) < len(cs):  # on stderr, so that the JSON lines stay machine-readable
+            print(f"synthclone classes: note: --limit {limit} printed {len(shown)} of "
+                  f"{len(cs)} classes (--limit 0 prints all)", file=sys.stderr)
         return 0
     print(f"{cs.name}: {len(cs)} classes, label space {cs.num_labels}")
     for c in shown:

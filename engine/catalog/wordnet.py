@@ -100,10 +100,15 @@ def clean(lemma: str) -> str:
 
 
 def hypernym_lemmas(wnid: str) -> list[str]:
-    """Names of the parent synsets (first lemma of each hypernym), e.g. papillon -> toy spaniel."""
+    """Names of the parent synsets (first lemma of each hypernym), e.g. papillon -> toy spaniel.
+
+    Ordered by synset name (``data_input_device.n.01`` before ``keyboard.n.01``): nltk keeps a
+    synset's pointers in a ``set`` and returns them in an order that follows Python's string
+    hashing, so without an explicit order "c, h_c" would differ between processes.
+    """
     syn = synset_of(wnid)
     parents = syn.hypernyms() or syn.instance_hypernyms()
-    return [clean(p.lemmas()[0].name()) for p in parents]
+    return [clean(p.lemmas()[0].name()) for p in sorted(parents, key=lambda s: s.name())]
 
 
 def noun_senses(name: str) -> list[tuple[str, str]]:

@@ -31,6 +31,9 @@ class Recipe(abc.ABC):
     """Where the recipe comes from: seed file, paper and section."""
     pattern: str = ""
     """The prompt in the paper's notation, e.g. ``"c, h_c inside b"``."""
+    seed_key: str = ""
+    """Name the plan derives this recipe's per-class seed from (empty: ``name``). ``sd`` uses
+    ``cd``'s, so that it draws the same descriptions of a class as ``cd`` (seed 003 §3.2)."""
 
     @abc.abstractmethod
     def prompts(self, cls: ClassInfo, n: int, seed: int) -> list[str]:
@@ -42,6 +45,16 @@ class Recipe(abc.ABC):
 
     def check(self, cls: ClassInfo) -> None:
         """Raise :class:`RecipeError` naming the class if it cannot serve it (default: ok)."""
+
+    def notes(self, classes) -> list[str]:
+        """Warnings about using this recipe on ``classes`` (e.g. "not the paper's method"),
+        recorded in the plan header and printed by the CLI (default: none)."""
+        return []
+
+    def stats(self) -> dict | None:
+        """What happened while making prompts (per class), for the plan header; None: nothing
+        to report. Called after every class's prompts were made."""
+        return None
 
 
 _REGISTRY: dict[str, Callable[..., Recipe]] = {}

@@ -1,8 +1,10 @@
 """Command-line entry points of the prompts package (wired into ``engine/cli.py``'s map).
 
 * ``recipes_main``  - list the registered recipes: name, pattern, paper, options.
-* ``meanings_main`` - seed 003 §3.1 label-ambiguity resolution for a class set, written as the
-  ``{wnid: meaning}`` JSON that ``--recipe disambiguated|cd|sd --meanings FILE`` reads.
+* ``meanings_main`` - seed 003 §3.1 label-ambiguity resolution for a class set over all real
+  images of each class (or a seeded subset), written as the meanings JSON (meanings, K, the
+  candidate source, image counts, scores) that ``--recipe disambiguated|cd|sd --meanings FILE``
+  reads.
 
 Both raise user errors (``engine/cli.py`` prints them on one line, exit 2); open_clip and torch
 are imported only after the arguments are parsed.
@@ -67,10 +69,13 @@ def get_meanings_args_parser() -> ArgumentParser:
     p.add_argument("--clip-config", help="extra open_clip model config JSON (name = file stem)")
     add_llm_args(p)
     p.add_argument("--k", type=int, default=5, help="candidate meanings per class (K) [default: 5]")
-    p.add_argument("--real-images-per-class", type=int, default=50, metavar="INT",
-                   help="real images scored per class [default: 50]")
+    p.add_argument("--real-images-per-class", type=int, default=None, metavar="INT",
+                   help="score a seeded random subset of this many real images per class "
+                        "[default: all of them, as Eq. 1 sums over all N]")
     p.add_argument("--images-per-class", dest="real_images_per_class", type=int,
                    help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the --real-images-per-class subset [default: 0]")
     p.add_argument("--device", default="auto",
                    help="auto (CUDA when available, else CPU) | cpu | cuda | cuda:N "
                         "[default: auto]")
@@ -85,7 +90,7 @@ def meanings_main(argv: list[str]) -> int:
     if not args.clip_pretrained:
         raise ConfigError("CLIP needs weights: pass --clip-pretrained TAG_OR_FILE (an open_clip "
                           "pretrained tag, or a local weights file)")
-    if args.k < 1 or args.real_images_per_class < 1:
+    if args.k < 1 or (args.real_images_per_class is not None and args.real_images_per_class < 1):
         raise ConfigError("--k and --real-images-per-class must be >= 1")
     if not os.path.isdir(args.images):
         raise ConfigError(f"--images {args.images}: no such folder (expected real images as "
@@ -106,15 +111,23 @@ def meanings_main(argv: list[str]) -> int:
 
         open_clip.add_model_config(args.clip_config)
     from engine.clip import load_clip
-    from engine.prompts.ambiguity import resolve_classes, write_meanings
+    from engine.prompts.ambiguity import candidate_source, resolve_classes, write_meanings
 
     scorer = load_clip(args.clip_model, args.clip_pretrained, device=_device(args.device))
     results = resolve_classes(classes, args.images, scorer, llm=llm, k=args.k,
-                              images_per_class=args.real_images_per_class)
-    write_meanings(args.out, {key: r.best for key, r in results.items()})
+                              images_per_class=args.real_images_per_class, seed=args.seed,
+                              progress=sys.stderr.isatty())
+    write_meanings(
+        args.out, {key: r.best for key, r in results.items()}, overwrite=args.overwrite,
+        k=args.k, candidate_source=candidate_source(llm),
+        images_per_class=args.real_images_per_class or "all", seed=args.seed,
+        clip={"model": args.clip_model, "pretrained": args.clip_pretrained},
+        classes={key: {"candidates": list(r.candidates),
+                       "scores": [round(x, 6) for x in r.scores], "num_images": r.num_images}
+                 for key, r in results.items()})
     for key, r in results.items():
-        print(json.dumps({"class": key, "best": r.best,
-                          "scores": dict(zip(r.candidates, [round(s, 4) for s in r.scores]))},
+        print(json.dumps({"class": key, "best": r.best, "images": r.num_images,
+                          "scores": dict(zip(r.candidates, [round(x, 4) for x in r.scores]))},
                          ensure_ascii=False), file=sys.stderr)
     print(f"wrote {len(results)} meanings to {args.out}", file=sys.stderr)
     return 0

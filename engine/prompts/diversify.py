@@ -13,6 +13,11 @@
 Descriptions come from an LLM (``llm_url``/``llm_model``) or, by default, the offline backend.
 A ``meanings`` JSON file (wnid -> meaning, from :mod:`engine.prompts.ambiguity`) adds the resolved
 meaning to the class text given to the backend: ``crane (a large long-legged bird)``.
+
+``sd`` draws the same descriptions of a class as ``cd`` (it shares ``cd``'s per-class seed, and
+both backends return prefixes of one list), as §3.2 builds the SD prompts from the CD ones.
+Without an LLM or without meanings on ImageNet classes the recipe is *not* the paper's method;
+:meth:`_Contextual.notes` says so loudly and the plan header records it.
 """
 from __future__ import annotations
 
@@ -73,12 +78,32 @@ class _Contextual(Recipe):
     def check(self, cls):
         _meaning(self.meanings, cls, self.name, self.meanings_file)
 
+    def notes(self, classes) -> list[str]:
+        """Loud notes when ImageNet classes are planned without the paper's LLM (§3.2) or
+        without label-ambiguity resolution (§3.1)."""
+        if not any(c.wnid for c in classes):
+            return []
+        out = []
+        if isinstance(self.backend, OfflineBackend):
+            out.append("descriptions come from the offline vocabulary, not the paper's method "
+                       "(seed 003 §3.2 asks an LLM, gpt-3.5-turbo, for 600 per class): pass "
+                       "--llm-url URL --llm-model NAME for the paper's prompts")
+        if self.meanings is None:
+            out.append("no label-ambiguity meanings, not the paper's method (seed 003 §3.1 adds "
+                       "the resolved meaning to the class name): make them with `synthclone "
+                       "meanings` and pass --meanings FILE")
+        return out
+
+    def stats(self):
+        return self.backend.stats()
+
     def class_text(self, cls: ClassInfo) -> str:
         meaning = _meaning(self.meanings, cls, self.name, self.meanings_file)
         return f"{cls.name} ({meaning})" if meaning else cls.name
 
     def descriptions(self, cls: ClassInfo, n: int, seed: int) -> list[str]:
-        return self.backend.descriptions(self.class_text(cls), min(n, self.per_class), seed)
+        return self.backend.descriptions(self.class_text(cls), min(n, self.per_class), seed,
+                                         names=cls.lemmas, key=class_key(cls))
 
 
 @register("cd")
@@ -103,6 +128,7 @@ class StyleDiversification(_Contextual):
     """
 
     name = "sd"
+    seed_key = "cd"  # the same descriptions of a class as cd (§3.2: SD prompts are CD's, restyled)
     paper = PAPER + " §3.2 (SD) + Appendix D styles"
     pattern = "a <style> of <foreground>, <background>, <lighting condition>, <camera angle>"
 
@@ -110,7 +136,7 @@ class StyleDiversification(_Contextual):
         if n == 0:
             return []
         desc = self.descriptions(cls, n, seed)
-        styles = shuffled(list(STYLES), seed, self.name)
+        styles = shuffled(list(STYLES), seed, "sd-styles")
         out = []
         for i in range(n):
             style = style_word(styles[(i % len(desc) + i // len(desc)) % len(styles)])

@@ -8,7 +8,10 @@ call index), so a plan is reproducible and a rerun makes no calls.
 
 :class:`LLMBackend` asks for contextualized descriptions with the paper's request (§3.2: 20
 descriptions per call, "be creative and avoid repetition", temperature 0.75) and for candidate
-meanings of a class name (§3.1).  :func:`parse_list` reads numbered, bulleted or JSON lists.
+meanings of a class name (§3.1). Answers are read with :mod:`engine.prompts.answers` (markdown,
+reasoning blocks, sub-bullets, JSON, commentary); every description is checked, repaired when it
+can be (class put into the foreground, aspects reordered) and otherwise dropped and asked for
+again; per-class counts of what happened are kept for the plan header (:meth:`LLMBackend.stats`).
 """
 from __future__ import annotations
 
@@ -18,7 +21,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import socket
 import time
 import urllib.error
@@ -46,9 +48,8 @@ MEANINGS_REQUEST = (
     "lifting heavy objects). Answer with a numbered list, one meaning per line.")
 """Seed 003 §3.1 asks an LLM for K meaning phrases of a class name; its wording is not given."""
 
-ASPECT_LABEL = re.compile(r"\b(foreground|background|lighting(?: condition)?|camera(?: angle)?)"
-                          r"\s*(?:objects?)?\s*:\s*", re.IGNORECASE)
-MARKER = re.compile(r"^\s*(?:\d+\s*[.):\]]|[-*\u2022]|\(\d+\))\s+")
+RETRY_AFTER_MAX_S = 300.0
+"""Longest wait a server's ``Retry-After`` header may ask for (longer asks are capped)."""
 
 
 class LLMError(UserError, RuntimeError):
@@ -99,7 +100,34 @@ class LLMConfig:
 
 
 class _Transient(Exception):
-    """A failure worth retrying."""
+    """A failure worth retrying; ``answered``: the server replied (an HTTP error or a body that
+    is not a chat completion), so it is running; ``retry_after``: seconds it asked us to wait."""
+
+    def __init__(self, message: str, answered: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.answered = answered
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    import email.utils
+
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    import datetime
+
+    now = datetime.datetime.now(when.tzinfo or datetime.timezone.utc)
+    return max(0.0, (when - now).total_seconds())
 
 
 class ChatClient:
@@ -142,10 +170,19 @@ class ChatClient:
             except _Transient as exc:
                 last = exc
                 if attempt < cfg.retries:
-                    time.sleep(cfg.backoff_s * 2 ** attempt)
-        raise LLMError(f"LLM server {cfg.endpoint} failed after {cfg.retries + 1} attempts "
-                       f"(last error: {last}); is the server running and the URL right "
-                       "(--llm-url)? Without an LLM, use the offline backend.")
+                    wait = cfg.backoff_s * 2 ** attempt
+                    if exc.retry_after is not None:  # 429/503 with Retry-After: as asked
+                        wait = min(max(wait, exc.retry_after), RETRY_AFTER_MAX_S)
+                    time.sleep(wait)
+        attempts = cfg.retries + 1
+        if last is not None and last.answered:
+            hint = ("the server answered, but with errors: wait and rerun (answers so far are "
+                    "cached), or allow more attempts with --llm-retries")
+        else:
+            hint = ("is the server running and the URL right (--llm-url)? Without an LLM, use "
+                    "the offline backend")
+        raise LLMError(f"LLM server {cfg.endpoint} failed after {attempts} "
+                       f"attempt{'s' if attempts != 1 else ''} (last error: {last}); {hint}.")
 
     def _post(self, messages: list[dict]) -> str:
         cfg = self.config
@@ -165,7 +202,10 @@ class ChatClient:
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:300].decode("utf-8", errors="replace")
             if exc.code in (408, 429) or exc.code >= 500:
-                raise _Transient(f"HTTP {exc.code}: {detail}") from exc
+                retry_after = (parse_retry_after(exc.headers.get("Retry-After"))
+                               if exc.code in (429, 503) and exc.headers else None)
+                raise _Transient(f"HTTP {exc.code}: {detail}", answered=True,
+                                 retry_after=retry_after) from exc
             hint = (f" (is ${cfg.api_key_env} set to a valid key?)"
                     if exc.code in (401, 403) else "")
             raise LLMError(f"LLM server {cfg.endpoint} refused the request: HTTP {exc.code} "
@@ -175,69 +215,11 @@ class ChatClient:
         try:
             content = json.loads(raw)["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise _Transient(f"not a chat-completions answer: {raw[:200]!r}") from exc
+            raise _Transient(f"not a chat-completions answer: {raw[:200]!r}",
+                             answered=True) from exc
         if not isinstance(content, str):
-            raise _Transient(f"message content is not text: {content!r:.200}")
+            raise _Transient(f"message content is not text: {content!r:.200}", answered=True)
         return content
-
-
-# ------------------------------------------------------------------------------- parsing
-def _from_json(obj) -> list[str] | None:
-    if isinstance(obj, dict):
-        lists = [v for v in obj.values() if isinstance(v, list)]
-        return _from_json(lists[0]) if len(lists) == 1 else None
-    if not isinstance(obj, list):
-        return None
-    out = []
-    for item in obj:
-        if isinstance(item, str):
-            out.append(item)
-        elif isinstance(item, dict):
-            out.append(", ".join(str(v) for v in item.values() if v not in (None, "")))
-        else:
-            out.append(str(item))
-    return out
-
-
-def _clean(item: str) -> str:
-    item = ASPECT_LABEL.sub("", item)
-    item = re.sub(r"\s*[;|]\s*", ", ", item)
-    item = re.sub(r"\s+", " ", item).strip().strip('"').strip()
-    return item.rstrip(".").strip() if item.count(".") == 1 and item.endswith(".") else item
-
-
-def parse_list(text: str) -> list[str]:
-    """Items of an LLM's list answer: a JSON array (or object holding one), or numbered/bulleted
-    lines (continuation lines that start with an aspect label join their item), or plain lines.
-    Preambles ("Here are 20 descriptions:") and aspect names are dropped."""
-    body = text.strip()
-    fence = re.search(r"```(?:json)?\s*(.*?)```", body, re.DOTALL)
-    candidate = fence.group(1).strip() if fence else body
-    if candidate[:1] in "[{":
-        try:
-            items = _from_json(json.loads(candidate))
-        except ValueError:
-            items = None
-        if items is not None:
-            return [c for c in (_clean(i) for i in items) if c]
-    lines = [ln.rstrip() for ln in body.splitlines()]
-    has_markers = any(MARKER.match(ln) for ln in lines)
-    items: list[str] = []
-    current: list[str] | None = None
-    for ln in lines:
-        if not ln.strip() or ln.strip().startswith("```"):
-            continue
-        m = MARKER.match(ln)
-        if m:
-            current = [ln[m.end():]]
-            items.append(current)  # type: ignore[arg-type]
-        elif has_markers:
-            if current is not None and ASPECT_LABEL.match(ln.strip()):
-                current.append(ln.strip())
-        elif not ln.strip().endswith(":"):
-            items.append([ln])  # type: ignore[arg-type]
-    out = [_clean(", ".join(p.strip().rstrip(",") for p in parts)) for parts in items]
-    return [o for o in out if o]
 
 
 # ------------------------------------------------------------------------------- backend
@@ -246,37 +228,93 @@ class LLMBackend:
 
     def __init__(self, config: LLMConfig):
         self.client = ChatClient(config)
+        self._stats: dict[str, dict] = {}
 
     def config(self) -> dict:
         return {"backend": "llm", **self.client.config.public()}
 
-    def descriptions(self, class_text: str, count: int, seed: int = 0) -> list[str]:
-        """``count`` distinct "foreground, background, lighting, camera angle" descriptions,
-        asking 20 per call (call index 0, 1, ...) and de-duplicating; ``seed`` is unused (the
-        response cache is what makes a rerun identical)."""
+    def stats(self) -> dict:
+        """Per class key: ``answers`` read (sent or from the cache), items ``parsed``, ``kept`` as written,
+        ``repaired`` (class inserted or aspects reordered; ``class_inserted`` counts the first),
+        ``dropped`` (unusable, asked for again) and ``duplicates``."""
+        return {k: dict(v) for k, v in sorted(self._stats.items())}
+
+    def descriptions(self, class_text: str, count: int, seed: int = 0, names=(),
+                     key: str | None = None) -> list[str]:
+        """``count`` distinct, checked "foreground, background, lighting, camera angle"
+        descriptions, asking 20 per call (call index 0, 1, ...) until there are enough.
+
+        ``names``: the words that count as naming the class in a foreground (its lemmas);
+        ``key``: where the counts are kept (the class's wnid). ``seed`` is unused: the response
+        cache is what makes a rerun identical. Raises :class:`LLMError` when most answers are
+        unusable (quoting one) or too few distinct descriptions come back."""
+        from engine.prompts.answers import STAT_KEYS, check_description, segment
+
+        names = tuple(names) or (class_text,)
         messages = [{"role": "user",
                      "content": CD_REQUEST.format(c=class_text, k=DESCRIPTIONS_PER_CALL)}]
         needed_calls = math.ceil(count / DESCRIPTIONS_PER_CALL)
         max_calls = 2 * needed_calls + 2
+        stats = dict.fromkeys(STAT_KEYS, 0)
         out: list[str] = []
         seen: set[str] = set()
-        call = 0
-        while len(out) < count and call < max_calls:
-            for item in parse_list(self.client.chat(messages, call)):
-                if item.lower() not in seen:
-                    seen.add(item.lower())
-                    out.append(item)
-            call += 1
+        good = bad = 0
+        bad_example = None
+        while len(out) < count and stats["answers"] < max_calls:
+            answer = self.client.chat(messages, stats["answers"])
+            stats["answers"] += 1
+            valid = dropped = 0
+            reason = ""
+            for item in segment(answer):
+                verdict = check_description(item, class_text, names)
+                if verdict.commentary:
+                    continue
+                stats["parsed"] += 1
+                if verdict.text is None:
+                    stats["dropped"] += 1
+                    dropped += 1
+                    reason = reason or verdict.reason
+                    continue
+                valid += 1
+                stats["repaired" if verdict.repaired else "kept"] += 1
+                stats["class_inserted"] += verdict.class_inserted
+                if verdict.text.lower() in seen:
+                    stats["duplicates"] += 1
+                    continue
+                seen.add(verdict.text.lower())
+                out.append(verdict.text)
+            if valid and valid >= dropped:
+                good += 1
+            else:
+                bad += 1
+                bad_example = bad_example or (answer, reason or "no list items found")
+        self._stats[key or class_text] = stats
+        cfg = self.client.config
+        if bad > good:
+            answer, reason = bad_example
+            excerpt = " ".join(answer.split())[:240]
+            raise LLMError(
+                f"LLM {cfg.model} at {cfg.endpoint}: {bad} of {good + bad} answers for "
+                f"{class_text!r} were unusable ({reason}); one of them: \"{excerpt}\". The model "
+                "does not follow the requested format (a numbered list, four aspects per line); "
+                f"try another model, or check the answers cached in {cache_dir('llm')}")
         if len(out) < count:
-            raise LLMError(f"LLM {self.client.config.model} at {self.client.config.endpoint} gave "
-                           f"only {len(out)} distinct descriptions of {class_text!r} in {call} "
-                           f"calls, {count} needed; check its answers in {cache_dir('llm')}")
+            raise LLMError(f"LLM {cfg.model} at {cfg.endpoint} gave only {len(out)} distinct "
+                           f"descriptions of {class_text!r} in {stats['answers']} answers, {count} "
+                           f"needed; check its answers in {cache_dir('llm')}")
         return out[:count]
 
     def meanings(self, name: str, k: int) -> list[str]:
-        """Up to ``k`` candidate meaning phrases of a class name (seed 003 §3.1)."""
+        """Up to ``k`` candidate meaning phrases of a class name (seed 003 §3.1), read with the
+        same parsing as the descriptions (markdown, reasoning blocks, JSON, commentary)."""
+        from engine.prompts.answers import check_meaning, segment
+
         messages = [{"role": "user", "content": MEANINGS_REQUEST.format(c=name, k=k)}]
-        items = parse_list(self.client.chat(messages, 0))
+        answer = self.client.chat(messages, 0)
+        items = [m for m in (check_meaning(it) for it in segment(answer)) if m]
         if not items:
-            raise LLMError(f"LLM {self.client.config.model} gave no meanings of {name!r}")
+            excerpt = " ".join(answer.split())[:240]
+            raise LLMError(f"LLM {self.client.config.model} gave no meanings of {name!r}; its "
+                           f"answer: \"{excerpt}\"")
         return list(dict.fromkeys(items))[:k]
+

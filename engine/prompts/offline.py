@@ -29,12 +29,20 @@ class OfflineBackend:
     def config(self) -> dict:
         return {"backend": "offline", "space": SPACE}
 
-    def descriptions(self, class_text: str, count: int, seed: int = 0) -> list[str]:
-        """``count`` distinct descriptions of the class (at most :data:`SPACE`, then cycled)."""
-        picks = rng(seed, "offline-cd", class_text).choice(SPACE, size=min(count, SPACE),
-                                                           replace=False)
+    def stats(self) -> None:
+        return None
+
+    def descriptions(self, class_text: str, count: int, seed: int = 0, names=(),
+                     key: str | None = None) -> list[str]:
+        """``count`` distinct descriptions of the class (at most :data:`SPACE`, then cycled).
+
+        The list for a smaller ``count`` is a prefix of the list for a larger one (a seeded
+        permutation of the whole space, read from the start), so recipes asking for different
+        numbers of descriptions of a class share them (``sd`` reuses ``cd``'s, seed 003 §3.2).
+        ``names`` and ``key`` are accepted for the LLM backend's interface and unused."""
+        order = rng(seed, "offline-cd", class_text).permutation(SPACE)
         out = []
-        for idx in picks:
+        for idx in order[:min(count, SPACE)]:
             fg, bg, light, cam = combination(int(idx))
             out.append(f"{FOREGROUNDS[fg].format(c=class_text)}, {BACKGROUNDS[bg]}, "
                        f"{LIGHTING[light]}, {CAMERA_ANGLES[cam]}")

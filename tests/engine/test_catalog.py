@@ -146,3 +146,59 @@ def test_class_file_errors_are_user_errors(tmp_path):
         load_custom(str(binary))
     with pytest.raises(ClassFileError, match="folder"):
         load_custom(str(tmp_path))
+
+
+def test_hypernyms_are_in_a_fixed_order():
+    # nltk returns a synset's hypernyms in set order (string hashing); ours are sorted by synset
+    # name -- the cross-process check is tests/engine/test_plan_determinism.py
+    keyboard = imagenet_class("n03085013")
+    assert keyboard.hypernyms == ("data input device", "keyboard")
+    assert imagenet_class("n02672831").hypernyms == ("free-reed instrument", "keyboard instrument")
+
+
+@pytest.mark.parametrize("name, wnids", [("crane", ("n02012849", "n03126707")),
+                                         ("Maillot", ("n03710637", "n03710721")),
+                                         ("tub", ("n02808440", "n04493381"))])
+def test_ambiguous_names_list_every_match(name, wnids, capsys):
+    from engine.catalog.classes import AmbiguousClassError
+    from engine.cli import main
+
+    with pytest.raises(AmbiguousClassError) as err:
+        resolve_imagenet(name)
+    assert all(w in str(err.value) for w in wnids) and "wnid" in str(err.value)
+    assert main(["classes", name]) == 2
+    text = capsys.readouterr().err
+    assert all(w in text for w in wnids)
+    assert main(["classes", wnids[1]]) == 0                     # the wnid picks one
+
+
+def test_imagenet100_keeps_its_pinned_tub():
+    assert "n04493381" in get_class_set("imagenet100").wnids  # "tub, vat" (Tian et al.'s list)
+
+
+def test_ambiguous_name_in_a_class_file(tmp_path):
+    f = tmp_path / "classes.txt"
+    f.write_text("tench\ncrane\n")
+    with pytest.raises(ClassLookupError, match=r"classes.txt:2: 'crane' names 2 .*n03126707"):
+        load_custom(str(f))
+
+
+@pytest.mark.parametrize("token", ["n0144376", "n014407640"])
+def test_malformed_wnid_in_a_class_file_is_an_error(tmp_path, token):
+    f = tmp_path / "classes.txt"
+    f.write_text(f"tench\n{token}\n")
+    with pytest.raises(ClassLookupError, match=rf"classes.txt:2: '{token}' looks like a WordNet "
+                                               r"noun id but is not one .*8 digits"):
+        load_custom(str(f))
+    with pytest.raises(ClassLookupError, match="8 digits"):
+        get_class_set(f"tench,{token}")
+
+
+def test_a_limited_json_listing_says_so_on_stderr(capsys):
+    from engine.cli import main
+
+    assert main(["classes", "imagenet100", "--json", "--limit", "5"]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 5 and "5 of 100" in err and "--limit 0" in err
+    assert main(["classes", "imagenet100", "--json"]) == 0
+    assert capsys.readouterr().err == ""

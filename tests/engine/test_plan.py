@@ -109,16 +109,6 @@ def test_weights_split_each_class():
     assert plan.counts("recipe") == {"count": 18, "count2": 6}
 
 
-def test_counts_file_and_multiplier(tmp_path):
-    f = tmp_path / "counts.txt"
-    f.write_text("n01440764 3\nn01443537 2\nn02086910 1\n")
-    plan = build_plan(cfg(counts_file=str(f), counts_multiplier=2))
-    assert plan.counts("wnid") == {"n01440764": 6, "n01443537": 4, "n02086910": 2}
-    f.write_text("n01440764 3\n")
-    with pytest.raises(ValueError, match="no count"):
-        build_plan(cfg(counts_file=str(f)))
-
-
 def test_bad_config_is_rejected():
     with pytest.raises(ValueError, match="sampler"):
         cfg(sampler="euler_magic")

@@ -14,8 +14,8 @@ CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "..", "
 
 def test_configs_exist():
     names = {os.path.basename(p) for p in CONFIGS}
-    assert {"seed000_sd_imagenet.yaml", "seed002_fakeit_imagenet100.yaml",
-            "seed003_diversify_imagenet1k.yaml", "seed004_imagenet100_class_labels.yaml"} <= names
+    assert {"seed000_sd_imagenet.yaml", "seed002_fakeit_imagenet100_g2.yaml",
+            "seed003_diversify_imagenet1k_6x.yaml", "seed004_imagenet100_class_labels.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
@@ -34,8 +34,8 @@ def test_paper_settings():
     by = {os.path.basename(p): load_yaml(p) for p in CONFIGS}
     s0 = by["seed000_sd_imagenet.yaml"]["plan"]
     assert (s0["sampler"], s0["steps"], s0["guidance"]) == ("pndm", 50, 7.5)
-    s2 = by["seed002_fakeit_imagenet100.yaml"]["plan"]
+    s2 = by["seed002_fakeit_imagenet100_g2.yaml"]["plan"]
     assert (s2["width"], s2["height"], s2["guidance"]) == (512, 384, 2.0)
-    s3 = by["seed003_diversify_imagenet1k.yaml"]
+    s3 = by["seed003_diversify_imagenet1k_6x.yaml"]
     assert s3["plan"]["height"] == 1024 and s3["generate"]["store_size"] == 256
     assert by["seed004_imagenet100_class_labels.yaml"]["generate"]["clip_threshold"] == 0.3

@@ -95,9 +95,59 @@ def test_cd_with_meanings_puts_the_meaning_in_the_class_text(crane_bird, meaning
 
 
 def test_meanings_file_shape_is_checked(tmp_path):
+    from engine.prompts.ambiguity import AmbiguityError
+
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(["crane", "bird"]))
-    with pytest.raises(ValueError, match="JSON object"):
+    with pytest.raises(AmbiguityError, match="JSON object"):
         get_recipe("disambiguated", meanings=str(bad))
     with pytest.raises(FileNotFoundError, match="meanings file not found"):
         get_recipe("disambiguated", meanings=str(tmp_path / "none.json"))
+
+
+def test_offline_descriptions_of_a_smaller_count_are_a_prefix():
+    backend = OfflineBackend()
+    assert backend.descriptions("dog", 30, seed=4)[:7] == backend.descriptions("dog", 7, seed=4)
+
+
+def test_offline_sd_in_a_plan_reuses_the_cd_descriptions_of_each_class():
+    """Seed 003 §3.2 forms the SD prompts from the CD ones: in one plan, every sd prompt of a
+    class restyles one of that class's cd descriptions (here: the same ones, in order)."""
+    from engine.plan import PlanConfig, build_plan
+
+    plan = build_plan(PlanConfig(classes="tench,goldfish", recipes={"cd": 1, "sd": 1},
+                                 images_per_class=24, steps=2, height=64, width=64, seed=3))
+    for wnid in ("n01440764", "n01443537"):
+        cd = [r.prompt[len("a photograph of "):] for r in plan if r.wnid == wnid and r.recipe == "cd"]
+        sd = [r.prompt.split(" of ", 1)[1] for r in plan if r.wnid == wnid and r.recipe == "sd"]
+        assert len(cd) == len(sd) == 12 and sd == cd
+    assert build_plan(PlanConfig(classes="tench", recipes={"cd": 1}, images_per_class=5,
+                                 seed=4)).rows[0].prompt != plan.rows[0].prompt
+
+
+def test_offline_cd_on_imagenet_classes_is_flagged_as_not_the_papers_method(tmp_path, crane_bird,
+                                                                           freeform):
+    from engine.plan import PlanConfig, build_plan
+
+    plan = build_plan(PlanConfig(classes="n02012849", recipes={"cd": 1}, images_per_class=2))
+    notes = plan.header["notes"]
+    assert len(notes) == 2 and all("not the paper's method" in n for n in notes)
+    assert any("offline vocabulary" in n and "--llm-url" in n for n in notes)
+    assert any("--meanings" in n for n in notes)
+    assert plan.header["config"]["recipe_config"]["cd"]["backend"] == "offline"
+    m = tmp_path / "m.json"
+    m.write_text(json.dumps({crane_bird.wnid: "a bird"}))
+    plan = build_plan(PlanConfig(classes="n02012849", recipes={"sd": 1}, images_per_class=2,
+                                 recipe_options={"meanings": str(m)}))
+    assert [n for n in plan.header["notes"] if "offline" in n] and not [
+        n for n in plan.header["notes"] if "--meanings" in n]
+    assert get_recipe("cd").notes([freeform]) == []          # custom classes: no paper to follow
+
+
+def test_the_plan_cli_prints_the_warning(tmp_path, capsys):
+    from engine.cli import main
+
+    assert main(["plan", "--classes", "tench", "--recipe", "cd", "--images-per-class", "2",
+                 "--out", str(tmp_path / "p.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING" in err and "offline vocabulary" in err

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from engine.prompts import get_recipe
-from engine.prompts.llm import ChatClient, LLMBackend, LLMConfig, LLMError, parse_list
+from engine.prompts.llm import ChatClient, LLMBackend, LLMConfig, LLMError, parse_retry_after
 
 from .servers import FakeChatServer, closed_port_url
 
@@ -22,7 +22,7 @@ def test_cd_through_the_llm_uses_the_paper_request_and_caches(isolated_cache, pa
         out = recipe.prompts(papillon, 45, seed=0)
         assert len(server.requests) == 3                     # 20 descriptions per call
         assert len(out) == len(set(out)) == 45
-        assert out[0] == "a photograph of thing 1-0 in front, place 1-0, light 0, shot 0"
+        assert out[0] == "a photograph of papillon number 1-0 in front, place 1-0, light 0, shot 0"
         body = server.requests[0]
         assert body["model"] == "gpt-test" and body["temperature"] == 0.75
         text = body["messages"][-1]["content"]
@@ -35,12 +35,18 @@ def test_cd_through_the_llm_uses_the_paper_request_and_caches(isolated_cache, pa
         assert len(server.requests) == 4                     # the model is part of the key
     files = [f for _, _, fs in os.walk(isolated_cache / "llm") for f in fs]
     assert len(files) == 4
+    assert recipe.stats() == {papillon.wnid: {"answers": 3, "parsed": 60, "kept": 60, "repaired": 0,
+                                              "class_inserted": 0, "dropped": 0,
+                                              "duplicates": 0}}
 
 
-def test_sd_through_the_llm(isolated_cache, papillon):
+def test_sd_through_the_llm_uses_the_cd_descriptions(isolated_cache, papillon):
     with FakeChatServer("ok") as server:
-        out = get_recipe("sd", llm_url=server.url, llm_model="m").prompts(papillon, 20, seed=0)
-    assert all(" of thing 1-" in p and not p.startswith("a photograph") for p in out)
+        cd = get_recipe("cd", llm_url=server.url, llm_model="m").prompts(papillon, 20, seed=0)
+        sd = get_recipe("sd", llm_url=server.url, llm_model="m").prompts(papillon, 20, seed=5)
+        assert len(server.requests) == 1                      # sd read cd's cached answer
+    assert [p.split(" of ", 1)[1] for p in sd] == [p.split(" of ", 1)[1] for p in cd]
+    assert not any(p.startswith("a photograph") for p in sd)
 
 
 def test_call_index_is_part_of_the_cache_key(isolated_cache):
@@ -54,7 +60,7 @@ def test_call_index_is_part_of_the_cache_key(isolated_cache):
 def test_retries_then_succeeds(isolated_cache):
     with FakeChatServer("flaky", fail_first=2) as server:
         c = client(server.url, retries=2)
-        assert "thing 3-0" in c.chat([{"role": "user", "content": "x"}])
+        assert "number 3-0" in c.chat([{"role": "user", "content": "x"}])
         assert len(server.requests) == 3
 
 
@@ -65,8 +71,57 @@ def test_persistent_failure_is_an_llm_error_after_bounded_retries(isolated_cache
             client(server.url, retries=2).chat([{"role": "user", "content": "x"}])
         assert len(server.requests) == 3
     assert "3 attempts" in str(err.value)
+    assert "server running" not in str(err.value)            # it answered: the hint says so
+    assert "answered" in str(err.value)
     assert not os.path.exists(isolated_cache / "llm") or not any(
         fs for _, _, fs in os.walk(isolated_cache / "llm"))  # failures are not cached
+
+
+def test_one_attempt_is_singular(isolated_cache):
+    with FakeChatServer("fail500") as server:
+        with pytest.raises(LLMError, match=r"after 1 attempt \(") as err:
+            client(server.url, retries=0).chat([{"role": "user", "content": "x"}])
+    assert "1 attempts" not in str(err.value)
+
+
+class Sleeps(list):
+    """Records what the client sleeps (instead of sleeping)."""
+
+    def __call__(self, seconds):
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    import engine.prompts.llm as llm
+
+    rec = Sleeps()
+    monkeypatch.setattr(llm.time, "sleep", rec)
+    return rec
+
+
+def test_retry_after_on_429_is_honoured(isolated_cache, sleeps):
+    with FakeChatServer("rate_limited", fail_first=2, retry_after="7") as server:
+        text = client(server.url, retries=3, backoff_s=0.01).chat([{"role": "user", "content": "x"}])
+        assert len(server.requests) == 3 and "number 3-0" in text
+    assert sleeps == [7.0, 7.0]                              # not the 0.01 s / 0.02 s backoff
+
+
+def test_retry_after_on_503_as_an_http_date(isolated_cache, sleeps):
+    import email.utils
+    import time
+
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    with FakeChatServer("unavailable", retry_after=when) as server:
+        with pytest.raises(LLMError, match="503"):
+            client(server.url, retries=1, backoff_s=0.01).chat([{"role": "user", "content": "x"}])
+    assert len(sleeps) == 1 and 20 < sleeps[0] <= 31
+
+
+def test_parse_retry_after():
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0   # in the past
 
 
 def test_hanging_server_times_out(isolated_cache):
@@ -81,6 +136,7 @@ def test_unreachable_server_names_the_url(isolated_cache):
     with pytest.raises(LLMError) as err:
         client(url, retries=1).chat([{"role": "user", "content": "x"}])
     assert url + "/chat/completions" in str(err.value)
+    assert "is the server running" in str(err.value)
 
 
 def test_unauthorized_is_not_retried_and_names_the_key_variable(isolated_cache, monkeypatch):
@@ -98,6 +154,8 @@ def test_too_few_distinct_descriptions_is_bounded(isolated_cache):
         with pytest.raises(LLMError, match="only 3 distinct"):
             backend.descriptions("papillon", 40)
         assert len(server.requests) == 2 * 2 + 2
+    stats = backend.stats()["papillon"]
+    assert stats["answers"] == 6 and stats["duplicates"] == 15
 
 
 def test_meanings_query(isolated_cache):
@@ -105,6 +163,14 @@ def test_meanings_query(isolated_cache):
         backend = LLMBackend(LLMConfig(url=server.url, model="m", **FAST))
         assert backend.meanings("crane", 2) == ["a large long-legged bird",
                                                 "a machine for lifting heavy objects"]
+
+
+def test_meanings_query_reads_markdown_and_reasoning(isolated_cache):
+    with FakeChatServer("meanings_markdown") as server:
+        backend = LLMBackend(LLMConfig(url=server.url, model="m", **FAST))
+        assert backend.meanings("crane", 5) == ["a large long-legged bird",
+                                                "a machine for lifting heavy objects",
+                                                "to stretch the neck to see better"]
 
 
 def test_endpoint_forms():
@@ -116,29 +182,11 @@ def test_endpoint_forms():
         LLMConfig(url="h:1", model="m")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("Here are some:\n1. a, b, c, d\n2) e, f, g, h\n3. i, j, k, l\nHope this helps!",
-     ["a, b, c, d", "e, f, g, h", "i, j, k, l"]),
-    ("- one thing\n* two things\n\u2022 three", ["one thing", "two things", "three"]),
-    ('["x, y", "z, w"]', ["x, y", "z, w"]),
-    ('```json\n{"descriptions": ["p", "q"]}\n```', ["p", "q"]),
-    ('[{"foreground": "dog on a sofa", "background": "living room", "lighting": "lamp light",'
-     ' "camera_angle": "wide shot"}]', ["dog on a sofa, living room, lamp light, wide shot"]),
-    ("1. Foreground: goldfish in a bowl\n   Background: a table\n   Lighting Condition: room light"
-     "\n   Camera Angle: low-angle shot\n2. Foreground: goldfish in a pond; Background: rocks; "
-     "Lighting: sunlight; Camera Angle: wide shot",
-     ["goldfish in a bowl, a table, room light, low-angle shot",
-      "goldfish in a pond, rocks, sunlight, wide shot"]),
-    ("plain line one\nplain line two", ["plain line one", "plain line two"]),
-])
-def test_parse_list(text, expected):
-    assert parse_list(text) == expected
-
-
 def test_cache_record_is_readable_json(isolated_cache):
     with FakeChatServer("ok") as server:
         c = client(server.url)
         c.chat([{"role": "user", "content": "hello"}], 4)
     (path,) = [os.path.join(d, f) for d, _, fs in os.walk(isolated_cache / "llm") for f in fs]
     record = json.load(open(path))
-    assert record["call_index"] == 4 and record["model"] == "tiny-llm" and "thing 1-0" in record["content"]
+    assert record["call_index"] == 4 and record["model"] == "tiny-llm"
+    assert "number 1-0" in record["content"]

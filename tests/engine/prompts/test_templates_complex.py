@@ -35,8 +35,11 @@ def test_wordnet_names_option(papillon, freeform):
 
 
 def test_single_templates_of_table4(papillon):
-    assert get_recipe("a_photo_of").prompts(papillon, 2, 0) == ["a photo of a Papillon."] * 2
-    assert get_recipe("rendition").prompts(papillon, 1, 0) == ["a rendition of a Papillon."]
+    # seed 004 Table 4 prints them without the CLIP list's final period
+    assert get_recipe("a_photo_of").prompts(papillon, 2, 0) == ["a photo of a Papillon"] * 2
+    assert get_recipe("rendition").prompts(papillon, 1, 0) == ["a rendition of a Papillon"]
+    assert get_recipe("a_photo_of", names="wordnet").prompts(papillon, 1, 0) == [
+        "a photo of a papillon"]
 
 
 def test_user_template(papillon):
@@ -45,7 +48,17 @@ def test_user_template(papillon):
     assert recipe.config()["template"] == "a {c} on the moon, {{retro}}"
 
 
-@pytest.mark.parametrize("bad", ["a photo of a dog", "a {x} of {c}", "a {class} photo", "a {c"])
+def test_lemmas_field_gives_seed_001_table4_prompt():
+    robin = by_name("robin")
+    # seed 001 Table 4: "a photo of c", c being every lemma of the synset (seed 002 §4.1)
+    assert get_recipe("template", template="a photo of {lemmas}").prompts(robin, 1, 0) == [
+        "a photo of robin, American robin, Turdus migratorius"]
+    assert get_recipe("template", template="{c} ({lemmas})").prompts(robin, 1, 0) == [
+        "robin (robin, American robin, Turdus migratorius)"]
+
+
+@pytest.mark.parametrize("bad", ["a photo of a dog", "a {x} of {c}", "a {class} photo", "a {c",
+                                 "a {lemma} photo"])
 def test_user_template_without_c_is_a_recipe_error(bad):
     with pytest.raises(RecipeError, match="template"):
         get_recipe("template", template=bad)
