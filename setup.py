@@ -111,6 +111,7 @@ BASE = [
     "numba",
     "opencv-python-headless",
     "scikit-learn",
+    "scipy",           # reads the ILSVRC-2012 devkit meta.mat (plan --counts-from)
     "matplotlib",
 ]
 EXTRAS = {
