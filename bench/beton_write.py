@@ -8,27 +8,24 @@
 2. pack: a folder of ImageNet-like JPEGs (500x375, resized to 256) and one of JPEGs that
    already fit (passthrough): ``loaders.beton.pack`` vs FFCV's writer over a PIL dataset of the
    same files (FFCV's documented ImageFolder route).
-Methods run interleaved, ``repeat`` times each; figures are medians (p20/p80 in the table).
-On a shared 2-core machine wall-clock ratios swing with other load, so CPU time per image
-(this process + reaped worker processes) is reported too: ``cpu_ratio_*`` compare efficiency.
+All seven methods run interleaved in one measurement (``bench.common``); headlines
+``ratio_vs_ffcv`` (>= 1.5) and ``ratio_vs_encode_limit`` (>= 0.85) are images/s ratios per
+round.  CPU time per image (this process + its worker processes) is reported too:
+``cpu_ratio_*`` compare efficiency, which other load on a shared machine disturbs less.
 OpenCV's own threading is off (``cv2.setNumThreads(1)``) so every method uses exactly
 ``--workers`` encoding threads/processes.
 """
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import contextlib
 import os
 import shutil
-import statistics
-import sys
 import tempfile
-import time
 
 import numpy as np
 
-from bench.common import pin_threads, table
+from bench.common import Method, bench_args, measure, pin_threads, report, speedup
 
 RESOLUTION = 256
 """Side of the in-memory images and ``max_resolution`` of every writer."""
@@ -36,16 +33,7 @@ QUALITY = 90
 """JPEG quality of every writer."""
 PACK_SRC = (375, 500)
 """(height, width) of the ImageNet-like folder images (resized to RESOLUTION when packed)."""
-
-
-def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench beton_write")
-    p.add_argument("--quick", action="store_true", help="fewer images and repeats (< ~2 min)")
-    p.add_argument("--images", type=int, default=None, help="in-memory images [3000; quick 800]")
-    p.add_argument("--pack-images", type=int, default=None, help="folder images [800; quick 240]")
-    p.add_argument("--repeat", type=int, default=None, help="timed runs per method [5; quick 3]")
-    p.add_argument("--workers", type=int, default=2, help="encoding workers for every method")
-    return p
+TARGETS = {"ratio_vs_ffcv": 1.5, "ratio_vs_encode_limit": 0.85}
 
 
 def synthetic_image(i: int, h: int, w: int) -> np.ndarray:
@@ -101,42 +89,8 @@ def _quiet():
         yield
 
 
-def _cpu_seconds() -> float:
-    """CPU time of this process and its reaped children (FFCV's writer uses processes)."""
-    import multiprocessing
-    import resource
-
-    multiprocessing.active_children()  # reaps finished worker processes
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _run_interleaved(methods: dict, repeat: int) -> tuple[dict, dict]:
-    """-> ({method: [wall seconds]}, {method: [cpu seconds]}), methods interleaved per round."""
-    times = {k: [] for k in methods}
-    cpu = {k: [] for k in methods}
-    for name, fn in methods.items():  # warm-up: imports, numba, page cache
-        fn()
-    for _ in range(repeat):
-        for name, fn in methods.items():
-            c0, t0 = _cpu_seconds(), time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-            cpu[name].append(_cpu_seconds() - c0)
-    return times, cpu
-
-
-def _row(name, ts, cpu, n, nbytes):
-    ts = sorted(ts)
-    med = statistics.median(ts)
-    q = lambda p: ts[min(len(ts) - 1, int(round(p * (len(ts) - 1))))]  # noqa: E731
-    return {"method": name, "img_per_s": n / med, "MB_per_s": nbytes / med / 1e6,
-            "cpu_us_per_img": statistics.median(cpu) / n * 1e6,
-            "median_s": med, "p20_s": q(0.2), "p80_s": q(0.8)}
-
-
-def bench_write(n: int, repeat: int, workers: int, tmp: str) -> dict:
+def write_methods(n: int, workers: int, tmp: str) -> tuple[list, int]:
+    """encode_limit / ours / ffcv writing the same ``n`` in-memory images; -> (methods, JPEG bytes)."""
     from ffcv.fields.rgb_image import encode_jpeg
     from ffcv.writer import DatasetWriter
 
@@ -160,22 +114,10 @@ def bench_write(n: int, repeat: int, workers: int, tmp: str) -> dict:
             DatasetWriter(ffcv_path, _fields(), num_workers=workers).from_indexed_dataset(
                 _Images(images))
 
-    times, cpu = _run_interleaved({"encode_limit": encode_limit, "ours": ours, "ffcv": ffcv},
-                                  repeat)
     nbytes = encode_limit()
-    pool.shutdown()
-    rows = [_row(k, v, cpu[k], n, nbytes) for k, v in times.items()]
-    table(rows, f"write: {n} in-memory {RESOLUTION}px images, jpg q{QUALITY}, {workers} workers")
-    rate = {r["method"]: r["img_per_s"] for r in rows}
-    cpu_per = {r["method"]: r["cpu_us_per_img"] for r in rows}
-    return {"cpu_us_per_img": cpu_per,
-            "cpu_ratio_vs_ffcv": cpu_per["ffcv"] / cpu_per["ours"],
-            "cpu_ratio_vs_encode_limit": cpu_per["encode_limit"] / cpu_per["ours"],
-            "write_images": n, "write_img_per_s": rate["ours"],
-            "write_MB_per_s": rows[1]["MB_per_s"], "ffcv_img_per_s": rate["ffcv"],
-            "encode_limit_img_per_s": rate["encode_limit"],
-            "ratio_vs_ffcv": rate["ours"] / rate["ffcv"],
-            "ratio_vs_encode_limit": rate["ours"] / rate["encode_limit"]}
+    return [Method("encode_limit", encode_limit, n),
+            Method("ours", ours, n),
+            Method("ffcv", ffcv, n, teardown=pool.shutdown)], nbytes
 
 
 def _make_folder(root: str, n: int, hw) -> list:
@@ -191,55 +133,78 @@ def _make_folder(root: str, n: int, hw) -> list:
     return sorted(items)
 
 
-def bench_pack(n: int, repeat: int, workers: int, tmp: str) -> dict:
+PACK_CASES = {"resize": PACK_SRC, "passthrough": (RESOLUTION * 3 // 4, RESOLUTION)}
+"""Folder image sizes: ImageNet-like (resized when packed) and already fitting (passthrough)."""
+
+
+def pack_methods(n: int, workers: int, tmp: str) -> tuple[list, dict]:
+    """ours_pack_<case> / ffcv_pack_<case> over folders of ``n`` JPEGs; -> (methods, bytes)."""
     from ffcv.writer import DatasetWriter
 
     from loaders.beton.pack import PackConfig, pack
 
-    out = {}
-    for case, hw in (("resize", PACK_SRC), ("passthrough", (RESOLUTION * 3 // 4, RESOLUTION))):
+    methods, nbytes = [], {}
+    for case, hw in PACK_CASES.items():
         root = os.path.join(tmp, f"folder_{case}")
         items = _make_folder(root, n, hw)
-        nbytes = sum(os.path.getsize(p) for p, _ in items)
-        ours_path, ffcv_path = os.path.join(tmp, "pack.beton"), os.path.join(tmp, "ffcvp.beton")
+        nbytes[case] = sum(os.path.getsize(p) for p, _ in items)
+        ours_path = os.path.join(tmp, f"pack_{case}.beton")
+        ffcv_path = os.path.join(tmp, f"ffcv_pack_{case}.beton")
 
-        def ours():
+        def ours(root=root, ours_path=ours_path):
             pack(PackConfig(root, ours_path, max_resolution=RESOLUTION, jpeg_quality=QUALITY,
                             num_workers=workers, overwrite=True))
 
-        def ffcv():
+        def ffcv(items=items, ffcv_path=ffcv_path):
             with _quiet():
                 DatasetWriter(ffcv_path, _fields(), num_workers=workers).from_indexed_dataset(
                     _Files(items))
 
-        times, cpu = _run_interleaved({"ours_pack": ours, "ffcv": ffcv}, repeat)
-        rows = [_row(k, v, cpu[k], n, nbytes) for k, v in times.items()]
-        table(rows, f"pack ({case}): {n} JPEGs {hw[1]}x{hw[0]} -> {RESOLUTION}px, "
-                    f"{workers} workers (MB/s of input files)")
-        out[f"pack_{case}_img_per_s"] = rows[0]["img_per_s"]
-        out[f"pack_{case}_ffcv_img_per_s"] = rows[1]["img_per_s"]
-        out[f"pack_{case}_ratio_vs_ffcv"] = rows[0]["img_per_s"] / rows[1]["img_per_s"]
-    return out
+        methods += [Method(f"ours_pack_{case}", ours, n), Method(f"ffcv_pack_{case}", ffcv, n)]
+    return methods, nbytes
 
 
 def main(argv=None) -> dict:
     import cv2
 
-    a = get_args_parser().parse_args(argv)
+    p = bench_args("beton_write", __doc__)
+    p.add_argument("--images", type=int, default=None, help="in-memory images [3000; quick 800]")
+    p.add_argument("--pack-images", type=int, default=None, help="folder images [800; quick 240]")
+    p.add_argument("--workers", type=int, default=2, help="encoding workers for every method")
+    a = p.parse_args(argv)
     n = a.images or (800 if a.quick else 3000)
     n_pack = a.pack_images or (240 if a.quick else 800)
-    repeat = a.repeat or (3 if a.quick else 5)
-    threads = pin_threads()
+    threads = pin_threads(a.threads)
     cv2.setNumThreads(1)
     tmp = tempfile.mkdtemp(prefix="bench_beton_")
     try:
-        res = bench_write(n, repeat, a.workers, tmp)
-        res.update(bench_pack(n_pack, repeat, a.workers, tmp))
+        write, write_bytes = write_methods(n, a.workers, tmp)
+        packs, pack_bytes = pack_methods(n_pack, a.workers, tmp)
+        results = measure(write + packs, rounds=a.rounds, min_seconds=a.min_seconds)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    res.update({"workers": a.workers, "repeat": repeat, "quick": a.quick,
-                "targets": {"ratio_vs_ffcv": 1.5, "ratio_vs_encode_limit": 0.85},
-                "env": {"threads": threads, "cv2_threads": 1}})
-    print(f"ratio_vs_ffcv {res['ratio_vs_ffcv']:.2f} (target >= 1.5), ratio_vs_encode_limit "
-          f"{res['ratio_vs_encode_limit']:.2f} (target >= 0.85)", file=sys.stderr)
-    return res
+    headline = {
+        "ratio_vs_ffcv": speedup(results, "ours", "ffcv", target=TARGETS["ratio_vs_ffcv"]),
+        "ratio_vs_encode_limit": speedup(results, "ours", "encode_limit",
+                                         target=TARGETS["ratio_vs_encode_limit"]),
+    }
+    secondary = {
+        "cpu_ratio_vs_ffcv": speedup(results, "ours", "ffcv", cpu=True),
+        "cpu_ratio_vs_encode_limit": speedup(results, "ours", "encode_limit", cpu=True),
+        **{f"pack_{case}_ratio_vs_ffcv": speedup(results, f"ours_pack_{case}",
+                                                 f"ffcv_pack_{case}")
+           for case in PACK_CASES},
+    }
+    ips = {name: 1 / s.summary()["wall_s_per_item"]["median"] for name, s in results.items()}
+    out = report(results, headline, secondary=secondary, item="image",
+                 title=f"write: {n} in-memory {RESOLUTION}px images, jpg q{QUALITY}; pack: "
+                       f"{n_pack} JPEGs per folder ({', '.join(f'{k} {w}x{h}' for k, (h, w) in PACK_CASES.items())}); "
+                       f"{a.workers} workers",
+                 extra={"write_images": n, "pack_images": n_pack, "workers": a.workers,
+                        "quick": a.quick,
+                        "write_MB_per_s": write_bytes / n * ips["ours"] / 1e6,
+                        "pack_input_MB_per_s": {c: pack_bytes[c] / n_pack
+                                                * ips[f"ours_pack_{c}"] / 1e6
+                                                for c in PACK_CASES},
+                        "env": {"threads": threads, "cv2_threads": 1}})
+    return out

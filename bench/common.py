@@ -489,16 +489,3 @@ def table(rows: list[dict], title: str = "") -> None:
         print("  ".join(fmt(r[k]).ljust(w) for k, w in zip(keys, widths)), file=sys.stderr)
     print(file=sys.stderr)
 
-
-def timeit(fn, repeat: int = 5, warmup: int = 1) -> dict:
-    """DEPRECATED, do not use: kept only until the old benchmarks move onto ``measure``."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    q = lambda p: times[min(len(times) - 1, int(round(p * (len(times) - 1))))]  # noqa: E731
-    return {"median": statistics.median(times), "p20": q(0.2), "p80": q(0.8), "runs": len(times)}

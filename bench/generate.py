@@ -7,23 +7,29 @@ paths draw the same noise), PIL-saved JPEG files, then FFCV's ``DatasetWriter`` 
 ours: ``engine.generate.runner.generate`` with its defaults (embedding cache, batched CFG,
 dtype auto = bf16 on CPUs with native bf16, pipelined tail, streaming .beton writer).  unet-only: our denoising loops alone
 (no text encoder, no decode, no writing): the ceiling the pipeline is measured against.
-Both paths get the already-built model (building it is not timed) and one warm-up batch.
+Both paths get the already-built model (building it is not timed); every method runs the
+whole plan per call, interleaved with the others in >= 3 rounds (``bench.common``), after an
+untimed warm-up call.  Headlines: ``ratio_vs_naive`` and ``pipeline_vs_unet_only`` (images/s
+ratios per round).  ``--ablate`` adds ours with one throughput switch off at a time.
 """
 from __future__ import annotations
 
-import argparse
+import contextlib
 import os
 import shutil
 import tempfile
-import time
+from dataclasses import replace
 
-from bench.common import pin_threads, table
+from bench.common import Method, bench_args, measure, pin_threads, report, speedup, table
 
 PRESETS = {  # model -> (size, steps, images, quick images, batch size)
     "tiny": (64, 10, 96, 48, 8),
     "sd15-arch": (128, 10, 8, 4, 2),
 }
-WARMUP_STEPS = 2
+TARGETS = {  # model -> (ratio_vs_naive, pipeline_vs_unet_only) targets (from the README benchmark table)
+    "tiny": (3.0, 0.9),
+    "sd15-arch": (1.5, 0.9),
+}
 ABLATIONS = {  # one throughput switch turned off at a time (--ablate)
     "no_embed_cache": {"embed_cache": False},
     "no_cfg_batching": {"cfg_batched": False},
@@ -44,14 +50,31 @@ def make_plan(n: int, size: int, steps: int):
     return plan_from_rows(rows, version="bench")
 
 
-def run_naive(pipe, rows, batch_size: int, workdir: str) -> float:
-    """The path users write today; returns seconds."""
+class _Fresh:
+    """A new output path per call under ``root``; the previous call's output is deleted first
+    (inside the timed call, alike for every method: a few files)."""
+
+    def __init__(self, root: str, name: str):
+        self.root, self.name, self.i = root, name, 0
+
+    def next(self) -> str:
+        old = os.path.join(self.root, f"{self.name}{self.i}")
+        for path in (old, old + ".beton"):
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.exists(path):
+                os.remove(path)
+        self.i += 1
+        return os.path.join(self.root, f"{self.name}{self.i}")
+
+
+def run_naive(pipe, rows, batch_size: int, workdir: str) -> None:
+    """The path users write today: diffusers pipeline -> PIL JPEGs -> FFCV DatasetWriter."""
     import torch
     from ffcv.fields import IntField, RGBImageField
     from ffcv.writer import DatasetWriter
     from PIL import Image
 
-    t0 = time.perf_counter()
     folder = os.path.join(workdir, "naive_jpgs")
     files = []
     for k in range(0, len(rows), batch_size):
@@ -79,67 +102,36 @@ def run_naive(pipe, rows, batch_size: int, workdir: str) -> float:
     writer = DatasetWriter(os.path.join(workdir, "naive.beton"), {
         "image": RGBImageField(write_mode="jpg", max_resolution=256, jpeg_quality=90),
         "label": IntField()}, num_workers=2)
-    writer.from_indexed_dataset(Folder())
-    return time.perf_counter() - t0
+    with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):  # FFCV's tqdm bar
+        writer.from_indexed_dataset(Folder())
 
 
-def run_unet_only(pipe, rows, cfg) -> float:
-    """Seconds of the UNet calls alone for ``rows`` (the pipe is already prepared)."""
+def run_unet_only(pipe, rows, cfg) -> None:
+    """Our denoising loops alone for ``rows`` (the pipe is already prepared by generate())."""
     from engine.generate.batching import group_batches
     from engine.generate.sampling import Sampler
 
     applied = pipe._synthclone_prepared[1]           # what generate() set up on this pipe
     sampler = Sampler(pipe, applied["device"], None, cfg.cfg_batched, cfg.embed_cache,
                       applied["channels_last"])
-    batches = group_batches(rows, cfg.batch_size)
-    sampler.denoise(batches[0])                         # fills the embedding cache
-    sampler.times["unet"] = 0.0
-    for b in batches:
+    for b in group_batches(rows, cfg.batch_size):
         sampler.denoise(b)
-    return sampler.times["unet"]
-
-
-def run_ablations(plan, bs, size, steps, args, threads) -> dict:
-    """images/s of ours with each ABLATIONS entry applied (fresh model each, one warm-up)."""
-    from engine.generate.config import GenerateConfig
-    from engine.generate.models import load_model
-    from engine.generate.runner import generate
-
-    out = {}
-    for name, change in ABLATIONS.items():
-        cfg = GenerateConfig(model=args.model, batch_size=bs, progress=False,
-                             compile=args.compile, **change)
-        pipe = load_model(args.model)
-        workdir = tempfile.mkdtemp(prefix=f"bench-generate-{name}-")
-        try:
-            pin_threads(threads)
-            generate(make_plan(bs, size, WARMUP_STEPS), os.path.join(workdir, "warm.beton"), cfg,
-                     model=pipe)
-            t0 = time.perf_counter()
-            generate(plan, os.path.join(workdir, "run.beton"), cfg, model=pipe)
-            out[name] = len(plan) / (time.perf_counter() - t0)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return out
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m bench generate")
-    p.add_argument("--quick", action="store_true")
+    p = bench_args("generate", __doc__)
     p.add_argument("--model", default="tiny", choices=sorted(PRESETS))
-    p.add_argument("--images", type=int)
+    p.add_argument("--images", type=int, help="images per call [preset; quick: fewer]")
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--rounds", type=int, help="alternating naive/ours rounds; the best of each "
-                                               "counts (default 1 with --quick, else 2)")
     p.add_argument("--ablate", action="store_true",
                    help="also time ours with each throughput switch off, one at a time")
     p.add_argument("--compile", action="store_true",
                    help="ours with torch.compile (UNet + VAE decoder; compile time not timed)")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    # One intra-op thread unless BENCH_THREADS says otherwise: on our shared 2-core machine two
-    # OpenMP threads that fight other processes made each small op ~10x slower (PLATFORM.md).
-    threads = pin_threads(int(os.environ.get("BENCH_THREADS", 0)) or 1)
+    # One intra-op thread unless --threads/BENCH_THREADS say otherwise: on our shared 2-core
+    # machine two OpenMP threads that fight other processes made each small op ~10x slower.
+    threads = pin_threads(args.threads or int(os.environ.get("BENCH_THREADS", 0)) or 1)
 
     from engine.generate.config import GenerateConfig
     from engine.generate.models import load_model
@@ -149,48 +141,54 @@ def main(argv=None) -> dict:
     n = args.images or (n_quick if args.quick else n)
     bs = args.batch_size or bs
     plan = make_plan(n, size, steps)
-    warm = make_plan(bs, size, WARMUP_STEPS).rows      # warms every code path, cheaply
-    rounds = args.rounds or (1 if args.quick else 2)
     workdir = tempfile.mkdtemp(prefix="bench-generate-")
-    t_naive, t_ours, t_unet = [], [], []
+    summaries = {}
     try:
-        naive_pipe = load_model(args.model)
         cfg = GenerateConfig(model=args.model, batch_size=bs, progress=False,
                              compile=args.compile)
-        pipe = load_model(args.model)
-        pin_threads(threads)           # FFCV's DatasetWriter changes torch's thread count
-        generate(make_plan(bs, size, WARMUP_STEPS), os.path.join(workdir, "warm.beton"), cfg,
-                 model=pipe)
-        run_naive(naive_pipe, warm, bs, os.path.join(workdir, "warm"))
-        for r in range(rounds):        # alternate the paths: machine noise hits both alike
-            pin_threads(threads)
-            t_naive.append(run_naive(naive_pipe, plan.rows, bs, os.path.join(workdir, f"n{r}")))
-            pin_threads(threads)
-            t0 = time.perf_counter()
-            summary = generate(plan, os.path.join(workdir, f"ours{r}.beton"), cfg, model=pipe)
-            t_ours.append(time.perf_counter() - t0)
-            t_unet.append(run_unet_only(pipe, plan.rows, cfg))
+        naive_pipe, pipe = load_model(args.model), load_model(args.model)
+
+        def ours_method(name, cfg, pipe):
+            out = _Fresh(workdir, name)
+
+            def run():
+                summaries[name] = generate(plan, out.next() + ".beton", cfg, model=pipe,
+                                           overwrite=True)
+            return Method(name, run, items_per_call=n)
+
+        naive_out = _Fresh(workdir, "naive")
+        methods = [
+            Method("naive", lambda: run_naive(naive_pipe, plan.rows, bs, naive_out.next()),
+                   items_per_call=n),
+            ours_method("ours", cfg, pipe),
+            # after ours's warm-up, which prepared the pipe
+            Method("unet_only", lambda: run_unet_only(pipe, plan.rows, cfg), items_per_call=n),
+        ]
+        if args.ablate:
+            for name, change in ABLATIONS.items():
+                # switches outside the prepared-model key share ours's pipe; dtype needs its own
+                own = load_model(args.model) if "dtype" in change else pipe
+                methods.append(ours_method(f"ours_{name}", replace(cfg, **change), own))
+        results = measure(methods, rounds=args.rounds, min_seconds=args.min_seconds)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    t_naive, t_ours, t_unet = min(t_naive), min(t_ours), min(t_unet)
-    ablation = run_ablations(plan, bs, size, steps, args, threads) if args.ablate else {}
 
-    ips = {"naive": n / t_naive, "ours": n / t_ours, "unet_only": n / t_unet}
-    rows = [{"path": k, "images": n, "seconds": n / v, "images_per_s": v} for k, v in ips.items()]
-    table(rows, f"generate bench: model={args.model} {size}x{size} steps={steps} batch={bs} "
-                f"threads={threads}")
-    if ablation:
-        table([{"ours_with": k, "images_per_s": v, "vs_ours": v / ips["ours"]}
-               for k, v in ablation.items()], "ablation (one switch off at a time)")
-    split = summary["stage_split"]
-    table([{"stage": k, "share": v} for k, v in split.items()], "ours: stage split")
-    return {
-        "model": args.model, "images": n, "size": size, "steps": steps, "batch_size": bs,
-        "images_per_s": {k: round(v, 4) for k, v in ips.items()},
-        "ratio_vs_naive": round(ips["ours"] / ips["naive"], 3),
-        "pipeline_vs_unet_only": round(ips["ours"] / ips["unet_only"], 3),
-        "stage_split": split, "stage_seconds": summary["stage_seconds"],
-        "embedding_cache": summary["embedding_cache"], "quick": args.quick,
-        "ablation_images_per_s": {k: round(v, 4) for k, v in ablation.items()},
-        "compile": args.compile, "rounds": rounds, "ours_applied": pipe._synthclone_prepared[1],
-    }
+    vs_naive, vs_unet = TARGETS[args.model]
+    headline = {"ratio_vs_naive": speedup(results, "ours", "naive", target=vs_naive),
+                "pipeline_vs_unet_only": speedup(results, "ours", "unet_only", target=vs_unet)}
+    secondary = {f"ablation_{name}_vs_ours": speedup(results, f"ours_{name}", "ours")
+                 for name in ABLATIONS if f"ours_{name}" in results}
+    summary = summaries["ours"]
+    out = report(results, headline, secondary=secondary, item="image",
+                 title=f"generate bench: model={args.model} {size}x{size} steps={steps} "
+                       f"batch={bs} images/call={n} threads={threads}",
+                 extra={"model": args.model, "images": n, "size": size, "steps": steps,
+                        "batch_size": bs, "quick": args.quick, "compile": args.compile,
+                        "stage_split": summary["stage_split"],
+                        "stage_seconds": summary["stage_seconds"],
+                        "embedding_cache": summary["embedding_cache"],
+                        "ours_applied": pipe._synthclone_prepared[1],
+                        "env": {"threads": threads}})
+    table([{"stage": k, "share": v} for k, v in summary["stage_split"].items()],
+          "ours: stage split (last call)")
+    return out
