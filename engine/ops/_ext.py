@@ -44,13 +44,12 @@ def has_kernel(name: str, dispatch_key: str) -> bool:
     return torch._C._dispatch_has_kernel_for_dispatch_key(f"{OP_NAMESPACE}::{name}", dispatch_key)
 
 
+PYTHON_PARTS = ("engine.ops.postprocess",)
+"""Modules that wrap the extension's ops; each defines ``register_fake()`` beside its op wrapper
+(as pytorch/extension-cpp's ``ops.py`` does), called once the library is loaded."""
+
+
 def _register_python_parts() -> None:
     """Fake (meta) implementations of the extension's ops, for torch.compile / opcheck."""
-    import torch
-
-    @torch.library.register_fake(f"{OP_NAMESPACE}::vae_to_uint8")
-    def _vae_to_uint8_fake(x, downsample):
-        torch._check(x.dim() == 4, lambda: f"vae_to_uint8: expected (N, C, H, W), got {tuple(x.shape)}")
-        torch._check(downsample >= 1, lambda: "vae_to_uint8: downsample must be >= 1")
-        n, c, h, w = x.shape
-        return x.new_empty((n, h // downsample, w // downsample, c), dtype=torch.uint8)
+    for name in PYTHON_PARTS:
+        importlib.import_module(name).register_fake()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from engine.ops import registry
-from engine.ops._ext import extension_status, has_kernel
+from engine.ops._ext import OP_NAMESPACE, extension_status, has_kernel
 
 if TYPE_CHECKING:
     import torch
@@ -67,6 +67,24 @@ def _vae_to_uint8_csrc(x, downsample):
     import torch
 
     return torch.ops.synthclone.vae_to_uint8(x, int(downsample))
+
+
+def _vae_to_uint8_fake(x, downsample):
+    """Shape/dtype of ``torch.ops.synthclone.vae_to_uint8`` without computing it (meta/fake)."""
+    import torch
+
+    torch._check(x.dim() == 4, lambda: f"vae_to_uint8: expected (N, C, H, W), got {tuple(x.shape)}")
+    torch._check(downsample >= 1, lambda: "vae_to_uint8: downsample must be >= 1")
+    n, c, h, w = x.shape
+    return x.new_empty((n, h // downsample, w // downsample, c), dtype=torch.uint8)
+
+
+def register_fake() -> None:
+    """Register ``_vae_to_uint8_fake`` for the C++ op; ``engine.ops._ext`` calls it once the
+    extension is loaded (the op must exist first).  The op returns uint8: no autograd."""
+    import torch
+
+    torch.library.register_fake(f"{OP_NAMESPACE}::vae_to_uint8")(_vae_to_uint8_fake)
 
 
 registry.register(OP, "ref", doc="plain torch ops (always available)")(vae_to_uint8_ref)

@@ -5,8 +5,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from engine.ops.dual_bn_ref import dual_bn_ref
-from engine.ops.dual_bn_sync import DualSyncBatchNorm2d
+from engine.ops.dual_bn import dual_bn_ref
+from engine.ops.dual_bn import DualSyncBatchNorm2d
 
 C = 3
 SPLITS = [(4, 2), (3, 0)]  # (batch size, num_real) per rank: rank 1 has no real sample
@@ -18,6 +18,11 @@ def _data(rank):
     x = torch.randn(n, C, 2, 3, generator=g) * (rank + 1) + rank
     gy = torch.randn(n, C, 2, 3, generator=g)
     return x, gy
+
+
+def _residual(rank):
+    g = torch.Generator().manual_seed(200 + rank)
+    return torch.randn(SPLITS[rank][0], C, 2, 3, generator=g)  # NCHW-contiguous
 
 
 def _params():
@@ -37,9 +42,18 @@ def _worker(rank, world, init_file, out_dir):
         x.requires_grad_()
         y = bn(x, num_real=SPLITS[rank][1])
         (y * gy).sum().backward()
+        # channels_last in -> channels_last out, whatever the residual's layout (reference tail)
+        bn_cl = DualSyncBatchNorm2d(C, momentum=0.2, relu=True).train()
+        bn_cl.load_state_dict(bn.state_dict())
+        x_cl = x.detach().contiguous(memory_format=torch.channels_last)
+        res = _residual(rank)
+        y_cl = bn_cl(x_cl, num_real=SPLITS[rank][1], residual=res)
         torch.save({"y": y.detach(), "dx": x.grad, "dw": bn.weight.grad.clone(),
                     "dsw": bn.syn_weight.grad.clone(), "rm": bn.running_mean.clone(),
-                    "srv": bn.syn_running_var.clone()}, os.path.join(out_dir, f"rank{rank}.pt"))
+                    "srv": bn.syn_running_var.clone(), "y_cl": y_cl.detach(),
+                    "y_cl_is_channels_last": y_cl.is_contiguous(memory_format=torch.channels_last)
+                    and not y_cl.is_contiguous()},
+                   os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
@@ -67,5 +81,16 @@ def test_sync_dual_bn_matches_global_reference(tmp_path):
         torch.testing.assert_close(got[r]["dx"], x.grad[rows[r]], rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(got[r]["rm"], rm[0])
         torch.testing.assert_close(got[r]["srv"], rv[1], rtol=1e-4, atol=1e-5)
+    # The channels_last call (after the first: running statistics moved, batch statistics used)
+    # against the reference on the channels_last global batch with the residual.
+    res = torch.cat([_residual(r)[:k] for r, (_, k) in enumerate(SPLITS)]
+                    + [_residual(r)[k:] for r, (_, k) in enumerate(SPLITS)])
+    x_cl = x.detach().contiguous(memory_format=torch.channels_last)
+    y_cl = dual_bn_ref(x_cl, k_total, w.detach(), b, rm.clone(), rv.clone(), True, 0.2, 1e-5,
+                       residual=res, relu=True)
+    assert y_cl.is_contiguous(memory_format=torch.channels_last) and not y_cl.is_contiguous()
+    for r in range(2):
+        assert got[r]["y_cl_is_channels_last"]
+        torch.testing.assert_close(got[r]["y_cl"], y_cl[rows[r]], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(got[0]["dw"] + got[1]["dw"], w.grad[0], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(got[0]["dsw"] + got[1]["dsw"], w.grad[1], rtol=1e-4, atol=1e-5)

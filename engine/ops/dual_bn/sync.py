@@ -5,14 +5,17 @@ In training with an initialized process group of more than one process, each dom
 per-channel sum, sum of squares and count are packed into one (6, C) tensor and summed with a
 differentiable all-reduce (``AllReduceSum``), so the backward pass all-reduces the gradient sums
 as SyncBatchNorm does.  A rank whose batch has no sample of a
-domain still takes part.  Otherwise (one process, eval) it is a ``DualBatchNorm2d``.
+domain still takes part.  Otherwise (one process, eval) it is a ``DualBatchNorm2d``.  The output
+goes through the reference's tail (``dual_bn_tail``): residual, ReLU, the input's dtype and
+memory format.
 """
 from __future__ import annotations
 
 import torch
 import torch.distributed as dist
 
-from engine.ops.dual_bn_module import DualBatchNorm2d
+from engine.ops.dual_bn.module import DualBatchNorm2d
+from engine.ops.dual_bn.ref import dual_bn_tail
 
 
 class AllReduceSum(torch.autograd.Function):
@@ -62,12 +65,7 @@ def sync_dual_bn(x, num_real, weight, bias, running_mean, running_var, momentum,
             scale = scale * weight[d].float()
         shift = -mean * scale + (bias[d].float() if bias is not None else 0)
         parts.append(xf[lo:hi] * scale[None, :, None, None] + shift[None, :, None, None])
-    y = torch.cat(parts) if len(parts) > 1 else parts[0]
-    if residual is not None:
-        y = y + residual.float()
-    if relu:
-        y = torch.relu(y)
-    return y.to(x.dtype)
+    return dual_bn_tail(parts, x, residual, relu)
 
 
 class DualSyncBatchNorm2d(DualBatchNorm2d):

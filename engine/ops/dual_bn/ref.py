@@ -78,11 +78,23 @@ def dual_bn_ref(x: torch.Tensor, num_real: int, weight: torch.Tensor | None, bia
             None if weight is None else weight[d].float(),
             None if bias is None else bias[d].float(),
             training, moms[d], eps))
-    y = torch.cat(parts) if len(parts) > 1 else parts[0]  # (N, C, H, W)
+    return dual_bn_tail(parts, x, residual, relu)
+
+
+def memory_format_of(x: torch.Tensor) -> torch.memory_format:
+    """``channels_last`` for a channels-last (and not also NCHW-contiguous) tensor, else NCHW."""
+    return (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
+            and not x.is_contiguous() else torch.contiguous_format)
+
+
+def dual_bn_tail(parts: list[torch.Tensor], x: torch.Tensor, residual: torch.Tensor | None,
+                 relu: bool) -> torch.Tensor:
+    """The normalized fp32 domain parts (real first; an empty domain left out) -> the output:
+    concatenated, ``+ residual``, ReLU, in ``x``'s dtype and memory format.  Shared by every
+    plain-PyTorch path (the reference, the synchronized one)."""
+    y = torch.cat(parts) if len(parts) > 1 else parts[0]  # (N, C, H, W) fp32
     if residual is not None:
         y = y + residual.float()
     if relu:
         y = torch.relu(y)
-    memory_format = (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
-                     and not x.is_contiguous() else torch.contiguous_format)
-    return y.to(x.dtype).contiguous(memory_format=memory_format)
+    return y.to(x.dtype).contiguous(memory_format=memory_format_of(x))

@@ -4,8 +4,7 @@ import torch
 import torch.nn as nn
 
 from engine.ops import registry
-from engine.ops.dual_bn import dual_bn
-from engine.ops.dual_bn_ref import dual_bn_ref
+from engine.ops.dual_bn import dual_bn, dual_bn_ref
 
 
 def _two_bns(c, seed):

@@ -8,10 +8,10 @@ import sys
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(HERE))))
 
 if torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
-    from tests.engine.ops.triton_cases import *  # noqa: F401,F403  (collected here)
+    from tests.engine.ops.dual_bn.triton_cases import *  # noqa: F401,F403  (collected here)
 else:
     def test_triton_kernels_under_interpreter():
         env = dict(os.environ, TRITON_INTERPRET="1")

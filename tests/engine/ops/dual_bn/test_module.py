@@ -8,9 +8,9 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from engine.ops.dual_bn_convert import convert_dual_bn, fuse_resnet_tails, revert_dual_bn
-from engine.ops.dual_bn_module import (DualBatchNorm2d, dual_bn_split, num_real_from_mask,
-                                       real_state_dict, set_eval_domain)
+from engine.ops.dual_bn import (DualBatchNorm2d, convert_dual_bn, dual_bn_split,
+                                fuse_resnet_tails, num_real_from_mask, real_state_dict,
+                                revert_dual_bn, set_eval_domain)
 
 
 class TwoBN(nn.Module):

@@ -17,7 +17,9 @@ Layouts: element (n, c, s) of a (N, C, H, W) tensor whose H and W merge into one
 stride_c = 1.  A tile is (BLOCK_M rows, BLOCK_C channels): NCHW uses BLOCK_C = 1 and long rows,
 channels_last a block of contiguous channels.
 
-Import this module only on the Triton path (the registry in ``engine.ops.dual_bn`` does).  On a
+``DualBNFunction`` (autograd) and ``dual_bn_triton`` (the reference's signature) at the end wrap
+the launches.  Import this module only on the Triton path (the registry's ``triton`` backend in
+``engine.ops.dual_bn.op`` does).  On a
 CPU the kernels run under the interpreter only if ``TRITON_INTERPRET=1`` was set before triton
 was first imported in the process.
 """
@@ -28,6 +30,8 @@ import os
 import torch
 import triton
 import triton.language as tl
+
+from engine.ops.dual_bn.ref import check_dual_bn_args, memory_format_of, momentum_pair
 
 
 @triton.jit
@@ -317,3 +321,45 @@ def dual_bn_backward(dy, x, y, mean, rstd, weight, lay: _Layout, training: bool,
                    *lay.dims, *lay.strides, lay.split, TRAINING=training, HAS_RES=has_res,
                    RELU=relu, BLOCK_M=lay.block_m, BLOCK_C=lay.block_c, BLOCK_S=lay.block_s)
     return dx, dw, db, dres
+
+
+class DualBNFunction(torch.autograd.Function):
+    """Autograd wrapper of the Triton forward / backward kernels."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, residual, running_mean, running_var, num_real, training,
+                momentum, eps, relu):
+        y, mean, rstd, lay = dual_bn_forward(x, num_real, weight, bias, running_mean,
+                                             running_var, residual, training, momentum, eps, relu)
+        ctx.save_for_backward(x, y if relu else None, mean, rstd, weight)
+        ctx.layout, ctx.training, ctx.relu = lay, training, relu
+        ctx.has_res = residual is not None
+        ctx.mark_non_differentiable(mean, rstd)
+        return y, mean, rstd
+
+    @staticmethod
+    def backward(ctx, dy, _dmean, _drstd):
+        x, y, mean, rstd, weight = ctx.saved_tensors
+        dx, dw, db, dres = dual_bn_backward(dy, x, y, mean, rstd, weight, ctx.layout,
+                                            ctx.training, ctx.has_res, ctx.relu)
+        return dx, dw, db, dres, None, None, None, None, None, None, None
+
+
+def dual_bn_triton(x, num_real, weight, bias, running_mean, running_var, training=True,
+                   momentum=0.1, eps=1e-5, residual=None, relu=False):
+    """The Triton path with the reference's signature (affine defaults to 1 / 0)."""
+    check_dual_bn_args(x, num_real, weight, bias, running_mean, running_var, training, residual)
+    c = x.shape[1]
+    fmt = memory_format_of(x)
+    x = x.contiguous(memory_format=fmt)
+    if residual is not None:
+        residual = residual.to(x.dtype).contiguous(memory_format=fmt)
+    w = weight.float() if weight is not None else x.new_ones(2, c, dtype=torch.float32)
+    b = bias.float() if bias is not None else x.new_zeros(2, c, dtype=torch.float32)
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+        if t is not None and (t.dtype != torch.float32 or not t.is_contiguous()):
+            raise ValueError(f"{name} must be a contiguous fp32 (2, C) tensor for the Triton path")
+    y, _, _ = DualBNFunction.apply(x, w.contiguous(), b.contiguous(), residual, running_mean,
+                                   running_var, int(num_real), bool(training),
+                                   momentum_pair(momentum), float(eps), bool(relu))
+    return y

@@ -22,7 +22,7 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 
-from engine.ops.dual_bn import dual_bn
+from engine.ops.dual_bn.op import dual_bn
 
 EVAL_DOMAINS = ("real", "synthetic", "split")
 BRANCH_NAMES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")

@@ -1,6 +1,6 @@
 """The Triton dual-BN kernels against dual_bn_ref: outputs, gradients, running statistics.
 
-Collected through test_dual_bn_triton.py: on CUDA directly; on a CPU machine in a subprocess
+Collected through test_triton.py: on CUDA directly; on a CPU machine in a subprocess
 with TRITON_INTERPRET=1 (it must be set before triton is first imported), at tiny shapes.
 """
 import copy
@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from engine.ops.dual_bn import dual_bn
-from engine.ops.dual_bn_module import DualBatchNorm2d
+from engine.ops.dual_bn import DualBatchNorm2d
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import types
 import torch
 import torch.nn as nn
 
-from engine.ops.dual_bn_module import DualBatchNorm2d, real_state_dict  # noqa: F401 (re-export)
+from engine.ops.dual_bn.module import DualBatchNorm2d
 
 _CONVERTIBLE = (nn.BatchNorm2d, nn.SyncBatchNorm)
 
@@ -32,7 +32,7 @@ def convert_dual_bn(module: nn.Module, sync: bool = False, process_group=None,
         return module
     if isinstance(module, _CONVERTIBLE):
         if sync:
-            from engine.ops.dual_bn_sync import DualSyncBatchNorm2d
+            from engine.ops.dual_bn.sync import DualSyncBatchNorm2d
 
             return DualSyncBatchNorm2d.from_bn(module, process_group=process_group, **dual_kwargs)
         return DualBatchNorm2d.from_bn(module, **dual_kwargs)
