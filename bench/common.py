@@ -58,7 +58,8 @@ Both take ``cpu=True`` (ratio of CPU time instead of wall time) and ``target=``.
 ``{<figure>: median, ..., "headline": [<figure>, ...], "ratios": {<figure>: {median, min,
 max, spread, per_round, stable, kind, a, b, clock, target?, meets_target?}}, "methods":
 {<name>: {wall_s_per_item: {median, min, max, spread}, cpu_s_per_item: {...}, items_per_s,
-cpu_per_wall, items_per_call, calls_per_round, rounds, min_round_seconds}}, "stable",
+cpu_per_wall, items_per_call, calls_per_round (calibrated), calls (made, per round), rounds,
+min_round_seconds}}, "stable",
 "rounds", "min_seconds" (asked), "min_round_seconds" (measured), "cpu_clock", "item",
 **extra}``.  ``emit(result)`` (called by ``python -m bench``) adds
 ``benchmark`` and ``env`` and prints it as the last stdout line.
@@ -238,6 +239,7 @@ class Stats:
                 "items_per_s": 1.0 / wall["median"] if wall["median"] > 0 else math.inf,
                 "cpu_per_wall": statistics.median(c / w for c, w in zip(self.cpu, self.wall)),
                 "items_per_call": self.items_per_call, "calls_per_round": self.calls_per_round,
+                "calls": list(self.calls),
                 "rounds": len(self.wall), "min_round_seconds": min(self.round_seconds)}
 
 
@@ -379,7 +381,9 @@ def report(results: Mapping[str, Stats], headline: Mapping[str, dict], *, title:
         rows.append({"method": name, f"wall/{item}": _fmt_time(w["median"]),
                      "min-max": f"{_fmt_time(w['min'])}-{_fmt_time(w['max'])}",
                      "spread": f"{100 * w['spread']:.0f}%", f"{item}s/s": 1 / w["median"],
-                     f"cpu/{item}": _fmt_time(c["median"]), "calls/round": s.calls_per_round})
+                     f"cpu/{item}": _fmt_time(c["median"]),
+                     "calls/round": f"{min(s.calls)}-{max(s.calls)}" if min(s.calls) != max(s.calls)
+                     else str(s.calls[0])})
     table(rows, title)
     ratio_rows = []
     for name, r in [*headline.items(), *secondary.items()]:

@@ -61,7 +61,7 @@ def test_setup_warmup_and_teardown_run_outside_the_rounds():
 
 def _stats(name, wall, cpu=None, group=1):
     return Stats(name, 1, 1, wall=list(wall), cpu=list(cpu or wall),
-                 round_seconds=[2.0] * len(wall), group=group)
+                 round_seconds=[2.0] * len(wall), calls=[1] * len(wall), group=group)
 
 
 def test_ratio_is_computed_per_round_then_summarised():
