@@ -90,7 +90,8 @@ def _quiet():
 
 
 def write_methods(n: int, workers: int, tmp: str) -> tuple[list, int]:
-    """encode_limit / ours / ffcv writing the same ``n`` in-memory images; -> (methods, JPEG bytes)."""
+    """encode_limit / ours / ffcv writing the same ``n`` in-memory images;
+    -> (methods, JPEG bytes)."""
     from ffcv.fields.rgb_image import encode_jpeg
     from ffcv.writer import DatasetWriter
 
@@ -196,10 +197,10 @@ def main(argv=None) -> dict:
            for case in PACK_CASES},
     }
     ips = {name: 1 / s.summary()["wall_s_per_item"]["median"] for name, s in results.items()}
+    folders = ", ".join(f"{k} {w}x{h}" for k, (h, w) in PACK_CASES.items())
     out = report(results, headline, secondary=secondary, item="image",
                  title=f"write: {n} in-memory {RESOLUTION}px images, jpg q{QUALITY}; pack: "
-                       f"{n_pack} JPEGs per folder ({', '.join(f'{k} {w}x{h}' for k, (h, w) in PACK_CASES.items())}); "
-                       f"{a.workers} workers",
+                       f"{n_pack} JPEGs per folder ({folders}); {a.workers} workers",
                  extra={"write_images": n, "pack_images": n_pack, "workers": a.workers,
                         "quick": a.quick,
                         "write_MB_per_s": write_bytes / n * ips["ours"] / 1e6,

@@ -286,8 +286,9 @@ def measure(methods: list[Method], rounds: int = MIN_ROUNDS,
             min_seconds: float = MIN_SECONDS) -> dict[str, Stats]:
     """Set up, warm up and calibrate every method, then run ``rounds`` interleaved rounds;
     returns ``{name: Stats}`` in the order given.  In each round a method makes its calibrated
-    number of calls, and more if they took less than ``min_seconds``.  Threads are re-pinned to the count in effect
-    when ``measure`` was called before every timed block; ``gc.collect()`` runs between blocks."""
+    number of calls, and more if they took less than ``min_seconds``.  Before every timed block
+    threads are re-pinned to the count in effect when ``measure`` was called, and
+    ``gc.collect()`` runs."""
     if rounds < MIN_ROUNDS:
         raise ValueError(f"rounds must be >= {MIN_ROUNDS}, got {rounds}")
     if min_seconds <= 0:
