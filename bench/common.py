@@ -452,15 +452,27 @@ def _cpu_model() -> str:
 
 
 def emit(result: Mapping[str, Any], benchmark: str | None = None) -> None:
-    """Print ``result`` + ``benchmark`` + ``env`` as one JSON object, the last stdout line.
-    ``env`` keys the benchmark set itself (e.g. ``cv2_threads``) are kept."""
+    """Print ``result`` + ``benchmark`` + ``env`` as one strict JSON object (inf/nan -> null),
+    the last stdout line.  ``env`` keys the benchmark set itself (``cv2_threads``) are kept."""
     out = dict(result)
     if benchmark is not None:
         out.setdefault("benchmark", benchmark)
     out["env"] = {**env_info(), **out.get("env", {})}
     sys.stderr.flush()
     sys.stdout.flush()
-    print(json.dumps(out, sort_keys=True, default=_json_default), flush=True)
+    print(json.dumps(_finite(out), sort_keys=True, default=_json_default, allow_nan=False),
+          flush=True)
+
+
+def _finite(o):
+    """inf / nan -> None, so the line stays strict JSON."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, Mapping):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
 
 
 def _json_default(o):
