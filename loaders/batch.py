@@ -9,7 +9,7 @@ A batch unpacks as ``images, labels, num_real = batch``:
   a compact label space was asked for everywhere).
 * ``num_real``: an int; rows ``[0, num_real)`` are real, the rest synthetic. A single-domain
   loader sets it to ``B`` for real files and ``0`` for synthetic ones.
-  ``engine.ops.dual_bn_split(model, num_real)`` takes the same split.
+  ``engine.ops.dual_bn.dual_bn_split(model, num_real)`` takes the same split.
 
 Extras for those who ask (attributes, not tuple items, so three-way unpacking always works):
 ``batch.sample_id`` — ``(B,)`` int64, each row's ``sample_id`` field (its plan row for a
