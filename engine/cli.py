@@ -24,6 +24,9 @@ COMMANDS = {
     "recipes": ("engine.prompts.cli", "recipes_main", "list the prompt recipes of the papers"),
     "meanings": ("engine.prompts.cli", "meanings_main", "resolve ambiguous class names (CLIP)"),
     "demo": ("engine.demo", "main", "the README's main job on the built-in default"),
+    "eval": ("engine.eval.cli", "eval_main", "evaluate a checkpoint on test sets and transfer"),
+    "eval-data": ("engine.eval.cli", "eval_data_main", "diagnose a .beton (CLIP, IS, FID)"),
+    "report": ("engine.eval.cli", "report_main", "plots and an HTML page of evaluations"),
 }
 
 

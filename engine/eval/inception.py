@@ -1,0 +1,105 @@
+"""Inception Score and FID from a local Inception-v3 file, with torch-fidelity's network and
+formulas (seed 004 Table 2: per-class FID; seed 003 Fig. 7b).
+
+The weights file is the one torch-fidelity (and torchmetrics' FID/IS, which build on it)
+downloads: ``weights-inception-2015-12-05-6726825d.pth``, a ``torch.save``'d state dict of
+``torch_fidelity.feature_extractor_inceptionv3.FeatureExtractorInceptionV3`` (the TF-2015
+Inception converted to PyTorch). Nothing is downloaded: pass its path (``--inception FILE``);
+copy it from a machine with internet or from ``~/.cache/torch/hub/checkpoints/``.
+
+* IS: ``exp(E_x KL(p(y|x) || p(y)))`` over ``splits`` splits of the ``logits_unbiased``
+  (torch-fidelity's ``isc_features_to_metric``; mean and std over splits). A network whose
+  outputs are uniform gives 1.
+* FID: ``|μ_a - μ_b|² + tr(Σ_a + Σ_b - 2 (Σ_a Σ_b)^½)`` of the 2048-d pool features
+  (``fid_features_to_statistics`` / ``fid_statistics_to_metric``); a set against itself gives 0.
+  Per-class FID is the FID between the two sets' images of one class, averaged over the
+  classes both sets hold (with at least ``min_images`` each).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from engine.errors import UserError
+
+FEATURES = ("2048", "logits_unbiased")
+INPUT_SIZE = 299
+
+
+class InceptionError(UserError):
+    """An Inception weights file that is missing or does not fit the network."""
+
+
+def load_inception(path: str, device: str = "cpu"):
+    """torch-fidelity's Inception-v3 feature extractor with weights from ``path``."""
+    import pickle
+
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    if not os.path.isfile(path):
+        raise InceptionError(f"Inception weights not found: {path} (torch-fidelity's "
+                             "weights-inception-2015-12-05-6726825d.pth; nothing is downloaded)")
+    try:
+        net = FeatureExtractorInceptionV3("inception-v3-compat", list(FEATURES),
+                                          feature_extractor_weights_path=path)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, KeyError) as exc:
+        raise InceptionError(f"{path} is not torch-fidelity's Inception-v3 state dict "
+                             f"({' '.join(str(exc).split())[:300]})") from None
+    return net.to(device).eval()
+
+
+def inception_features(net, dataset, *, batch_size=64, workers=0, device="cpu",
+                       progress=False, desc="inception") -> tuple[np.ndarray, np.ndarray]:
+    """``(pool (N, 2048), logits (N, 1008))`` of a dataset yielding uint8 CHW tensors."""
+    import torch
+    from tqdm import tqdm
+
+    from engine.eval.images import make_loader
+
+    pools, logits = [], []
+    with torch.inference_mode():
+        for images, _ in tqdm(make_loader(dataset, batch_size, workers, device), desc=desc,
+                              unit="batch", disable=not progress, file=sys.stderr, leave=False):
+            pool, logit = net(images.to(device))
+            pools.append(pool.float().cpu())
+            logits.append(logit.float().cpu())
+    if not pools:
+        return np.zeros((0, 2048), np.float32), np.zeros((0, 1008), np.float32)
+    return torch.cat(pools).numpy(), torch.cat(logits).numpy()
+
+
+def inception_score(logits, splits: int = 10, seed: int = 2020) -> dict:
+    import torch
+    from torch_fidelity.metric_isc import (KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD,
+                                           isc_features_to_metric)
+
+    logits = torch.as_tensor(np.asarray(logits))
+    splits = max(1, min(splits, len(logits)))
+    r = isc_features_to_metric(logits, splits=splits, shuffle=True, rng_seed=seed)
+    return {"mean": r[KEY_METRIC_ISC_MEAN], "std": r[KEY_METRIC_ISC_STD], "splits": splits,
+            "num_images": int(len(logits))}
+
+
+def fid(features_a, features_b) -> float:
+    import torch
+    from torch_fidelity.metric_fid import (KEY_METRIC_FID, fid_features_to_statistics,
+                                           fid_statistics_to_metric)
+
+    a = fid_features_to_statistics(torch.as_tensor(np.asarray(features_a, dtype=np.float64)))
+    b = fid_features_to_statistics(torch.as_tensor(np.asarray(features_b, dtype=np.float64)))
+    return float(fid_statistics_to_metric(a, b, verbose=False)[KEY_METRIC_FID])
+
+
+def per_class_fid(features_a, labels_a, features_b, labels_b, min_images: int = 2) -> dict:
+    """``{"mean", "per_class": {label: fid}, "classes"}`` over the classes both sets hold."""
+    labels_a, labels_b = np.asarray(labels_a), np.asarray(labels_b)
+    common = sorted(set(labels_a.tolist()) & set(labels_b.tolist()))
+    per = {}
+    for c in common:
+        fa, fb = features_a[labels_a == c], features_b[labels_b == c]
+        if len(fa) >= min_images and len(fb) >= min_images:
+            per[int(c)] = fid(fa, fb)
+    return {"mean": float(np.mean(list(per.values()))) if per else float("nan"),
+            "per_class": per, "classes": len(per)}

@@ -1,0 +1,88 @@
+"""The ImageNet-1K label space of every evaluation (DESIGN.md "Label space").
+
+Labels are ImageNet-1K indices in timm order (sorted wnids), the order ``engine.catalog`` uses.
+Class subsets (ImageNet-100, the ImageNet-R/A 200) are lists of those indices, never
+renumberings. The lookups here read timm's shipped metadata only (no WordNet), so they cost
+milliseconds: ``engine.catalog.get_class_set`` also loads WordNet hypernyms (~15 s), which
+evaluation does not need except for custom class files and lists.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+from engine.catalog import IMAGENET_NUM_CLASSES, ClassLookupError, resolve_imagenet
+from engine.errors import UserError
+
+SUBSET_FILES = {"imagenet-r": "imagenet_r_synsets.txt", "imagenet-a": "imagenet_a_synsets.txt"}
+"""timm ships the 200-class ImageNet-R and ImageNet-A wnid lists (``timm/data/_info``)."""
+
+
+class LabelSpaceError(UserError):
+    """A model and a test set whose label spaces do not fit together."""
+
+
+@functools.lru_cache(maxsize=1)
+def imagenet_wnids() -> tuple[str, ...]:
+    """The 1000 ImageNet-1K wnids in label order (timm order: sorted)."""
+    from timm.data import ImageNetInfo
+
+    wnids = tuple(ImageNetInfo().label_names())
+    assert len(wnids) == IMAGENET_NUM_CLASSES
+    return wnids
+
+
+@functools.lru_cache(maxsize=1)
+def wnid_to_label() -> dict[str, int]:
+    return {w: i for i, w in enumerate(imagenet_wnids())}
+
+
+@functools.lru_cache(maxsize=1)
+def class_names() -> tuple[str, ...]:
+    """The first lemma of each ImageNet-1K class ("tench", "goldfish", ...), in label order."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    return tuple(info.index_to_description(i).split(",")[0].strip()
+                 for i in range(IMAGENET_NUM_CLASSES))
+
+
+def label_of_wnid(wnid: str, where: str = "") -> int:
+    label = wnid_to_label().get(wnid)
+    if label is None:
+        raise LabelSpaceError(f"{where + ': ' if where else ''}{wnid!r} is not an ImageNet-1K "
+                              "wnid (class folders must be named by wnid, e.g. n01440764)")
+    return label
+
+
+@functools.lru_cache(maxsize=None)
+def subset_labels(name: str) -> tuple[int, ...]:
+    """Sorted ImageNet-1K labels of a named class set: ``imagenet1k``, ``imagenet100``,
+    ``imagenet-r``, ``imagenet-a``, or any ``engine.catalog`` spec (a class file, a comma list
+    of wnids/names) — those go through ``engine.catalog.get_class_set``."""
+    if name == "imagenet1k":
+        return tuple(range(IMAGENET_NUM_CLASSES))
+    if name in SUBSET_FILES:
+        return tuple(sorted(label_of_wnid(w) for w in _timm_info_lines(SUBSET_FILES[name])))
+    if name == "imagenet100":
+        from engine.catalog.imagenet100 import IMAGENET100_NAMES
+
+        return tuple(sorted(wnid_to_label()[resolve_imagenet(n)] for n in IMAGENET100_NAMES))
+    from engine.catalog import get_class_set
+
+    try:
+        cs = get_class_set(name)
+    except (ClassLookupError, FileNotFoundError, ValueError) as exc:
+        raise LabelSpaceError(f"--classes {name!r}: {exc}") from None
+    if cs.num_labels != IMAGENET_NUM_CLASSES:
+        raise LabelSpaceError(f"--classes {name!r} holds classes outside ImageNet-1K; evaluation "
+                              "sets are labelled in ImageNet-1K, so the classes must be too")
+    return tuple(sorted(c.index for c in cs))
+
+
+def _timm_info_lines(filename: str) -> list[str]:
+    import timm
+
+    path = os.path.join(os.path.dirname(timm.__file__), "data", "_info", filename)
+    with open(path, encoding="utf-8") as f:
+        return [ln.strip() for ln in f if ln.strip()]
