@@ -1,0 +1,187 @@
+"""``synthclone eval`` end to end on tiny fakes, against an independent reference: images are
+placed so that the model (random weights) is right on a known share of them."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.cli import main
+from engine.eval.checkpoint import build_model
+from engine.eval.labels import imagenet_wnids, subset_labels
+from engine.eval.robustness import logit, sigmoid_percent
+from tests.engine.eval import fakes
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__)))))
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def reference_logits(model, paths, size=32, border=0):
+    """Logits by plain torchvision functional ops (independent of engine.eval's pipeline)."""
+    import torchvision.transforms.functional as TF
+
+    xs = []
+    for p in paths:
+        im = Image.open(p).convert("RGB")
+        if border:
+            im = im.crop((border, border, im.width - border, im.height - border))
+        im = TF.center_crop(TF.resize(im, size), size)
+        xs.append(TF.normalize(TF.to_tensor(im), MEAN, STD))
+    with torch.no_grad():
+        return model(torch.stack(xs)).numpy()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A checkpoint and sets where the model is right on exactly half of each set's images."""
+    tmp = tmp_path_factory.mktemp("world")
+    ckpt = fakes.tiny_checkpoint(str(tmp / "model.pt"), seed=3)
+    model, _ = build_model("test_resnet", 1000)
+    model.load_state_dict(torch.load(ckpt))
+    model.eval()
+    pool = [fakes.image(str(tmp / "pool" / f"{i}.png"), 1000 + i, (48, 40)) for i in range(8)]
+    wnids = imagenet_wnids()
+
+    def place(root, label_of, ext=".JPEG"):
+        """Copy pool images into root/<wnid>: even ones into the predicted class, odd ones
+        into another class. Returns the expected top-1."""
+        for i, p in enumerate(pool):
+            right, wrong = label_of(i)
+            label = right if i % 2 == 0 else wrong
+            dst = os.path.join(root, wnids[label], f"{i}{ext}")
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            Image.open(p).convert("RGB").save(dst, quality=100) if ext == ".JPEG" else \
+                shutil.copy(p, dst)
+        return 50.0
+
+    val = str(tmp / "val")
+    # JPEG re-encoding changes pixels: predict on the saved copies, then move them
+    full = reference_logits(model, pool)
+    place(val, lambda i: (int(full[i].argmax()), int(full[i].argmin())), ext=".png")
+    r_labels = np.asarray(subset_labels("imagenet-r"))
+    rl = reference_logits(model, pool)[:, r_labels]
+    r = str(tmp / "imagenet-r")
+    place(r, lambda i: (int(r_labels[rl[i].argmax()]), int(r_labels[rl[i].argmin()])), ".png")
+    # a labelled .beton of the same images, labels = prediction for even, other for odd
+    arrays = [np.asarray(Image.open(p).convert("RGB")) for p in pool]
+    gen = fakes.beton(str(tmp / "gen.beton"), [0] * 8, images=arrays)
+    from loaders.beton import BetonReader
+
+    with BetonReader(gen) as rd:  # decoded like the pipeline decodes them (JPEG in the file)
+        decoded = [rd.read(i)["image"] for i in range(8)]
+    for i, a in enumerate(decoded):
+        Image.fromarray(a).save(tmp / "pool" / f"dec{i}.png")
+    bl = reference_logits(model, [str(tmp / "pool" / f"dec{i}.png") for i in range(8)])
+    labels = [int(bl[i].argmax()) if i % 2 == 0 else int(bl[i].argmin()) for i in range(8)]
+    os.remove(gen)
+    gen = fakes.beton(str(tmp / "gen.beton"), labels, images=arrays)
+    # ObjectNet: two classes; class A maps to {pred of image 0, 1 other}, images 0,2 in A
+    ob = reference_logits(model, pool, border=2)
+    mapping = {"aaa": ("Class A", sorted({int(ob[0].argmax()), int(ob[2].argmax())} | {5})),
+               "bbb": ("Class B", [7])}
+    on = fakes.objectnet(str(tmp / "on"), mapping, unmapped=("zzz",), per_class=0)
+    imgs = os.path.join(on, "objectnet-1.0", "images")
+    for i, folder in ((0, "aaa"), (2, "aaa"), (1, "bbb")):
+        os.makedirs(os.path.join(imgs, folder), exist_ok=True)
+        shutil.copy(pool[i], os.path.join(imgs, folder, f"{i}.png"))
+    os.makedirs(os.path.join(imgs, "zzz"), exist_ok=True)
+    shutil.copy(pool[3], os.path.join(imgs, "zzz", "3.png"))
+    cols = sorted(set(mapping["aaa"][1]) | {7})
+    pooled = lambda i: ob[i][cols].argmax()  # noqa: E731
+    on_expected = 100 * np.mean([cols[pooled(0)] in mapping["aaa"][1],
+                                 cols[pooled(2)] in mapping["aaa"][1], cols[pooled(1)] == 7])
+    csv = tmp / "baselines.csv"
+    csv.write_text("shift,id_top1,ood_top1,model\nimagenet-r,40,10,a\nimagenet-r,60,20,b\n"
+                   "imagenet-r,80,45,c\n")
+    return {"tmp": tmp, "ckpt": ckpt, "val": val, "r": r, "gen": gen, "on": on,
+            "on_expected": on_expected, "csv": str(csv)}
+
+
+def _eval(world, out, *extra):
+    argv = ["eval", world["ckpt"], "--model", "test_resnet", "--sets",
+            f"imagenet-val={world['val']},imagenet-r={world['r']},objectnet={world['on']},"
+            f"gen-val={world['gen']}", "--baselines", world["csv"], "--resize", "32",
+            "--crop", "32", "--workers", "0", "--no-progress", "-o", out, *extra]
+    assert main(argv) == 0
+    with open(os.path.join(out, "results.json")) as f:
+        return json.load(f)
+
+
+@pytest.mark.timeout(600)
+def test_eval_matches_the_reference_and_the_cache(world, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SYNTHCLONE_CACHE", str(tmp_path / "cache"))
+    res = _eval(world, str(tmp_path / "out"), "--diagnostics", "--label", "tiny")
+    sets = res["sets"]
+    assert sets["imagenet-val"]["top1"] == 50.0 and not sets["imagenet-val"]["restricted"]
+    assert sets["imagenet-r"]["top1"] == 50.0 and sets["imagenet-r"]["restricted"]
+    assert sets["imagenet-r"]["classes_evaluated"] == 200
+    assert sets["gen-val"]["top1"] == 50.0 and sets["gen-val"]["kind"] == "beton"
+    assert sets["objectnet"]["top1"] == pytest.approx(world["on_expected"])
+    assert sets["objectnet"]["num_evaluated"] == 3
+    assert sets["objectnet"]["classes_evaluated"] == 2
+    width = build_model("test_resnet")[0].fc.in_features
+    for s in sets.values():
+        d = s["diagnostics"]
+        assert 0 <= d["sparsity_pct"] <= 100 and d["coding_length"] > 0 and d["dim"] == width
+    r = res["robustness"]["shifts"]["imagenet-r"]
+    assert r["ag"] == pytest.approx(0.0)
+    slope, intercept = np.polyfit(logit([40, 60, 80]), logit([10, 20, 45]), 1)
+    assert r["fit"]["slope"] == pytest.approx(slope)
+    assert r["er"] == pytest.approx(50.0 - sigmoid_percent(slope * logit(50.0) + intercept))
+    assert "er" not in res["robustness"]["shifts"]["objectnet"]
+    assert res["checkpoint"]["arch"] == "test_resnet" and res["run"]["label"] == "tiny"
+    assert res["sets"]["imagenet-val"]["hash"]["method"] == "listing-sha256"
+    per_class = json.load(open(tmp_path / "out" / "per_class.json"))
+    assert sum(v["num_images"] for v in per_class["imagenet-val"].values()) == 8
+    assert os.path.isfile(tmp_path / "out" / "config.yaml")
+    capsys.readouterr()
+    again = _eval(world, str(tmp_path / "out"), "--diagnostics", "--label", "tiny",
+                  "--overwrite")
+    assert "cached" in capsys.readouterr().err
+    assert again == res
+
+
+@pytest.mark.timeout(600)
+def test_eval_is_deterministic_across_processes(world, tmp_path):
+    outs = []
+    for seed in ("0", "2"):
+        out = str(tmp_path / f"out{seed}")
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": ROOT,
+               "SYNTHCLONE_CACHE": str(tmp_path / f"cache{seed}")}
+        subprocess.run([sys.executable, "-m", "engine.cli", "eval", world["ckpt"], "--model",
+                        "test_resnet", "--sets", f"imagenet-val={world['val']},gen-val="
+                        f"{world['gen']}", "--resize", "32", "--crop", "32", "--workers", "1",
+                        "--no-progress", "--no-feature-cache", "-o", out], check=True, env=env,
+                       cwd=ROOT, capture_output=True, timeout=300)
+        outs.append(open(os.path.join(out, "results.json"), "rb").read())
+    assert outs[0] == outs[1]
+
+
+def test_eval_user_errors(world, tmp_path, capsys):
+    def err(*argv):
+        assert main(["eval", *argv]) == 2
+        return capsys.readouterr().err
+
+    ck = world["ckpt"]
+    assert "unknown test set 'imagenet-x'" in err(ck, "--model", "test_resnet", "--sets",
+                                                  f"imagenet-x={world['val']}", "-o",
+                                                  str(tmp_path / "a"))
+    assert "nothing to evaluate" in err(ck, "--model", "test_resnet", "-o", str(tmp_path / "b"))
+    assert "no such folder" in err(ck, "--model", "test_resnet", "--sets",
+                                   f"imagenet-r={tmp_path / 'nope'}", "-o", str(tmp_path / "c"))
+    compact = fakes.tiny_checkpoint(str(tmp_path / "c100.pt"), num_classes=100)
+    msg = err(compact, "--model", "test_resnet", "--sets", f"imagenet-val={world['val']}",
+              "-o", str(tmp_path / "d"), "--workers", "0", "--no-progress")
+    assert "100 outputs" in msg and "--classes" in msg
+    os.makedirs(tmp_path / "full")
+    (tmp_path / "full" / "x").write_text("x")
+    assert "--overwrite" in err(ck, "--model", "test_resnet", "--sets",
+                                f"imagenet-val={world['val']}", "-o", str(tmp_path / "full"))
+    assert "expected NAME=PATH" in err(ck, "--model", "test_resnet", "--sets", "imagenet-val",
+                                       "-o", str(tmp_path / "e"))
