@@ -58,7 +58,8 @@ def _styles(runs):
     return out
 
 
-def spider(runs, axes, path: str, title: str = "Performance card (top-1 %)") -> str:
+def spider(runs, axes, path: str,
+           title: str = "Performance card (top-1 %; transfer: linear-probe average)") -> str:
     """The papers' performance card: one polygon per run over ``axes`` [(key, label)];
     ``runs``: [{"label", "kind", "values": {key: top1}}]. Missing values are drawn at 0 and
     marked "n/a" in the legend."""
@@ -66,9 +67,12 @@ def spider(runs, axes, path: str, title: str = "Performance card (top-1 %)") -> 
     n = len(axes)
     angles = np.linspace(0, 2 * np.pi, n, endpoint=False).tolist()
     top = max([v for r in runs for v in r["values"].values() if v is not None] + [1.0])
-    rmax = min(100.0, 10.0 * math.ceil(top / 10.0 + 1e-9))
+    step = 20.0 if top > 40 else 10.0 if top > 20 else 5.0
+    rmax = min(100.0, step * math.ceil(top / step + 1e-9))
     fig = plt.figure(figsize=SPIDER_SIZE)
-    ax = fig.add_axes([0.1, 0.2, 0.8, 0.68], polar=True)
+    ax = fig.add_axes([0.14, 0.22, 0.72, 0.64], polar=True)
+    ax.set_theta_offset(np.pi / 2)   # first axis at the top, clockwise
+    ax.set_theta_direction(-1)
     for r, (color, ls) in zip(runs, _styles(runs)):
         vals = [r["values"].get(k) for k, _ in axes]
         missing = [lbl for (k, lbl), v in zip(axes, vals) if v is None]
@@ -81,11 +85,12 @@ def spider(runs, axes, path: str, title: str = "Performance card (top-1 %)") -> 
         ax.fill(angles + angles[:1], vals + vals[:1], color=color, alpha=0.08)
     ax.set_xticks(angles)
     ax.set_xticklabels([lbl for _, lbl in axes], fontsize=12)
+    ax.tick_params(axis="x", pad=14)
     ax.set_ylim(0, rmax)
-    ticks = np.linspace(0, rmax, 5)[1:]
+    ticks = np.arange(step, rmax + 1e-9, step)
     ax.set_yticks(ticks)
     ax.set_yticklabels([f"{t:g}%" for t in ticks], fontsize=9, color="#555555")
-    ax.set_rlabel_position(90 / n)
+    ax.set_rlabel_position(180 / n)
     fig.suptitle(title, fontsize=15, y=0.97)
     fig.legend(loc="lower center", bbox_to_anchor=(0.5, 0.01), fontsize=10, frameon=False,
                ncol=1)
@@ -144,46 +149,76 @@ def er_scatter(panels, path: str) -> str:
 
 
 def accuracy_vs_size(series, path: str) -> str:
-    """Top-1 against the number of synthetic training images; ``series``:
-    {set label: [(size, top1, run label)]}."""
+    """Top-1 against the number of synthetic training images. ``series``: {set label:
+    [(size, top1, run label, kind)]}. One colour per set; runs trained on synthetic data only
+    are joined by a dashed line, runs with real data (real-only at size 0, real + synthetic)
+    by a solid one."""
     plt = _pyplot()
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter
+
     fig, ax = plt.subplots(figsize=SIZE_PLOT)
-    sizes = [s for pts in series.values() for s, _, _ in pts]
+    sizes = [p[0] for pts in series.values() for p in pts]
     use_log = min(sizes) > 0 and max(sizes) / min(sizes) >= 10
-    for (name, pts), marker in zip(sorted(series.items()), "osD^v<>ph*"):
-        pts = sorted(pts)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, linewidth=2,
-                markersize=7, label=name)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    handles = []
+    for (name, pts), color, marker in zip(sorted(series.items()), colors * 3, "osD^v<>ph*" * 3):
+        for family, ls in (("with real", "-"), ("synthetic only", "--")):
+            fam = sorted(p for p in pts if (p[3] == "synthetic") == (family == "synthetic only"))
+            if fam:
+                ax.plot([p[0] for p in fam], [p[1] for p in fam], color=color, linestyle=ls,
+                        marker=marker, linewidth=2, markersize=7)
+        handles.append(Line2D([], [], color=color, marker=marker, linewidth=2, label=name))
+    handles += [Line2D([], [], color="black", linestyle="-", label="real (+ synthetic) data"),
+                Line2D([], [], color="black", linestyle="--", label="synthetic data only")]
     if use_log:
         ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _human(v)))
     ax.set_xlabel("synthetic training images" + (" (log scale)" if use_log else ""))
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title("Accuracy vs synthetic-set size")
     ax.grid(True, alpha=0.3)
-    ax.legend(title="test set", fontsize=9)
+    ax.legend(handles=handles, fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              title="test set / data")
     fig.tight_layout()
     return _save(fig, path)
 
 
-def table_png(columns, rows, path: str, title: str = "All results") -> str:
-    """A table image: ``columns`` header strings, ``rows`` [[cell, ...]]."""
+def _human(v: float) -> str:
+    for div, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:g}{suffix}"
+    return f"{v:g}"
+
+
+def table_png(columns, rows, path: str, title: str = "All results (top-1 %)") -> str:
+    """A table image: ``columns`` header strings (``\n`` allowed), ``rows`` [[cell, ...]].
+    Column widths follow the longest text in each column."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=table_size(len(columns), len(rows)))
+    size = table_size(len(columns), len(rows))
+    fig = plt.figure(figsize=size)
+    top = 1 - 0.55 / size[1]                       # room for the title
+    ax = fig.add_axes([0.02, 0.04, 0.96, top - 0.04])
     ax.axis("off")
-    t = ax.table(cellText=rows, colLabels=columns, loc="upper center", cellLoc="center")
+    lengths = [max([len(line) for line in str(c).split("\n")] +
+                   [len(str(r[i])) for r in rows]) + 2 for i, c in enumerate(columns)]
+    widths = [n / sum(lengths) for n in lengths]
+    t = ax.table(cellText=rows, colLabels=columns, cellLoc="center", colWidths=widths,
+                 bbox=[0, 0, 1, 1])
     t.auto_set_font_size(False)
     t.set_fontsize(9)
-    t.scale(1, 1.4)
     for (r, _), cell in t.get_celld().items():
         if r == 0:
             cell.set_facecolor("#e8e8e8")
             cell.set_text_props(weight="bold")
-    ax.set_title(title, fontsize=13)
+    fig.suptitle(title, fontsize=13, y=1 - 0.15 / size[1], va="top")
     return _save(fig, path)
 
 
 def table_size(n_columns: int, n_rows: int) -> tuple[float, float]:
-    return (max(6.0, 1.0 + 1.25 * n_columns), 1.2 + 0.35 * (n_rows + 1))
+    """Figure size of :func:`table_png` (inches): ~1.1 in per column, 0.3 in per row, a
+    two-line header and the title."""
+    return (max(6.0, 1.5 + 1.1 * n_columns), 1.1 + 0.3 * n_rows)
 
 
 def histogram(values, threshold: float, path: str, title: str) -> str:

@@ -110,16 +110,31 @@ def size_series(evals):
         for name, s in (r.get("sets") or {}).items():
             if s.get("top1") is not None:
                 series.setdefault(name, []).append((r["run"]["synthetic_images"], s["top1"],
-                                                    _label(r)))
+                                                    _label(r), _kind(r)))
     return {k: v for k, v in series.items() if len({p[0] for p in v}) >= 2}
+
+
+SHORT_NAMES = {"imagenet-val": "IN val", "imagenet-v2": "IN-V2", "imagenet-sketch": "Sketch",
+               "imagenet-r": "IN-R", "imagenet-a": "IN-A", "objectnet": "ObjectNet",
+               "imagenet-c": "IN-C"}
+"""Table headers of the known sets (others keep their names)."""
+
+
+def ordered_sets(evals) -> list[str]:
+    """Set names of all evaluations: the card's order first, then the rest sorted."""
+    names = {n for r in evals for n in (r.get("sets") or {})}
+    known = [k for k, _ in CARD_AXES if k in names] + [k for k in ("objectnet", "imagenet-c")
+                                                       if k in names]
+    return known + sorted(names - set(known))
 
 
 def table_rows(evals):
     """``(columns, rows)``: one row per evaluation, top-1 per set and transfer averages."""
-    set_names = sorted({n for r in evals for n in (r.get("sets") or {})})
+    set_names = ordered_sets(evals)
     probes = [p for p in ("linear", "knn")
               if any(p in ((r.get("transfer") or {}).get("average") or {}) for r in evals)]
-    columns = ["model", "data"] + set_names + [f"transfer {p}" for p in probes]
+    columns = (["model", "data"] + [SHORT_NAMES.get(n, n) for n in set_names]
+               + [f"transfer\n{'linear' if p == 'linear' else 'k-NN'}" for p in probes])
     rows = []
     for r in evals:
         avg = (r.get("transfer") or {}).get("average") or {}
