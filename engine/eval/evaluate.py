@@ -60,7 +60,9 @@ def evaluate(target: str, cfg: EvalConfig) -> tuple[dict, dict]:
     device = resolve_device(cfg.device)
     loaded = load_model(target, model=cfg.model, source=cfg.model_source,
                         unsafe=cfg.unsafe_load, device=device)
-    space = metrics.label_space(loaded.num_classes, cfg.classes) if test_sets else None
+    space = metrics.label_space(loaded.num_classes, cfg.classes,
+                                sets=sorted({s.name.split("/")[0] for s in test_sets})) \
+        if test_sets else None
     log(f"model: {loaded.source} {loaded.arch}, {loaded.num_classes} classes, "
         f"{loaded.path} (sha256 {loaded.sha256[:12]})")
 

@@ -41,12 +41,14 @@ class LabelSpace:
                 "restricted_to": len(self.allowed) if self.allowed is not None else None}
 
 
-def label_space(num_outputs: int, classes: str | None = None) -> LabelSpace:
-    """The label space of a model with ``num_outputs`` outputs and the user's ``--classes``."""
+def label_space(num_outputs: int, classes: str | None = None, sets=()) -> LabelSpace:
+    """The label space of a model with ``num_outputs`` outputs and the user's ``--classes``
+    (``sets``: names of the sets to evaluate, for the error message)."""
     if classes is None:
         if num_outputs != 1000:
+            which = f"the test sets ({', '.join(sets)})" if sets else "the test sets"
             raise LabelSpaceError(
-                f"the model has {num_outputs} outputs, but the test sets are labelled in "
+                f"the model has {num_outputs} outputs, but {which} are labelled in "
                 "ImageNet-1K (1000 classes); pass --classes naming its classes in output order "
                 "(e.g. --classes imagenet100 for a compact 100-way head)")
         return LabelSpace(tuple(range(1000)))

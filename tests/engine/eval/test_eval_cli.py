@@ -99,14 +99,17 @@ def world(tmp_path_factory):
     csv = tmp / "baselines.csv"
     csv.write_text("shift,id_top1,ood_top1,model\nimagenet-r,40,10,a\nimagenet-r,60,20,b\n"
                    "imagenet-r,80,45,c\n")
+    for corruption in ("fog", "snow"):  # ImageNet-C: the val images at severity 5
+        shutil.copytree(val, str(tmp / "c" / corruption / "5"))
     return {"tmp": tmp, "ckpt": ckpt, "val": val, "r": r, "gen": gen, "on": on,
-            "on_expected": on_expected, "csv": str(csv)}
+            "on_expected": on_expected, "csv": str(csv), "c": str(tmp / "c")}
 
 
 def _eval(world, out, *extra):
     argv = ["eval", world["ckpt"], "--model", "test_resnet", "--sets",
             f"imagenet-val={world['val']},imagenet-r={world['r']},objectnet={world['on']},"
-            f"gen-val={world['gen']}", "--baselines", world["csv"], "--resize", "32",
+            f"gen-val={world['gen']},imagenet-c={world['c']}", "--baselines", world["csv"],
+            "--resize", "32",
             "--crop", "32", "--workers", "0", "--no-progress", "-o", out, *extra]
     assert main(argv) == 0
     with open(os.path.join(out, "results.json")) as f:
@@ -116,7 +119,17 @@ def _eval(world, out, *extra):
 @pytest.mark.timeout(600)
 def test_eval_matches_the_reference_and_the_cache(world, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SYNTHCLONE_CACHE", str(tmp_path / "cache"))
-    res = _eval(world, str(tmp_path / "out"), "--diagnostics", "--label", "tiny")
+    # training counts: val's class folders get 1000, 500, 100, 1000, ... images (sorted order)
+    folders = sorted(os.listdir(world["val"]))
+    counts = {w: (1000, 500, 100)[i % 3] for i, w in enumerate(folders)}
+    (tmp_path / "counts.txt").write_text("".join(f"{w} {n}\n" for w, n in counts.items()))
+    expected = {}
+    for split, lo, hi in (("many", 801, 10**9), ("medium", 300, 800), ("few", 0, 299)):
+        hits = [int(f.split(".")[0]) % 2 == 0 for w in folders if lo <= counts[w] <= hi
+                for f in os.listdir(os.path.join(world["val"], w))]
+        expected[split] = (100.0 * sum(hits) / len(hits), len(hits)) if hits else None
+    res = _eval(world, str(tmp_path / "out"), "--diagnostics", "--label", "tiny",
+                "--train-counts", str(tmp_path / "counts.txt"))
     sets = res["sets"]
     assert sets["imagenet-val"]["top1"] == 50.0 and not sets["imagenet-val"]["restricted"]
     assert sets["imagenet-r"]["top1"] == 50.0 and sets["imagenet-r"]["restricted"]
@@ -125,8 +138,18 @@ def test_eval_matches_the_reference_and_the_cache(world, tmp_path, monkeypatch, 
     assert sets["objectnet"]["top1"] == pytest.approx(world["on_expected"])
     assert sets["objectnet"]["num_evaluated"] == 3
     assert sets["objectnet"]["classes_evaluated"] == 2
+    c = sets["imagenet-c"]
+    assert sorted(c["corruptions"]) == ["fog", "snow"] and c["severity"] == 5
+    assert c["top1"] == 50.0 and c["corruptions"]["fog"]["top1"] == 50.0
+    shots = sets["imagenet-val"]["shots"]
+    for split, want in expected.items():
+        if want is None:
+            assert shots[split]["num_images"] == 0
+        else:
+            assert (shots[split]["top1"], shots[split]["num_images"]) == pytest.approx(want)
     width = build_model("test_resnet")[0].fc.in_features
-    for s in sets.values():
+    parts = [v for k, v in sets.items() if k != "imagenet-c"] + list(c["corruptions"].values())
+    for s in parts:
         d = s["diagnostics"]
         assert 0 <= d["sparsity_pct"] <= 100 and d["coding_length"] > 0 and d["dim"] == width
     r = res["robustness"]["shifts"]["imagenet-r"]
@@ -135,6 +158,7 @@ def test_eval_matches_the_reference_and_the_cache(world, tmp_path, monkeypatch, 
     assert r["fit"]["slope"] == pytest.approx(slope)
     assert r["er"] == pytest.approx(50.0 - sigmoid_percent(slope * logit(50.0) + intercept))
     assert "er" not in res["robustness"]["shifts"]["objectnet"]
+    assert res["robustness"]["shifts"]["imagenet-c"]["ag"] == pytest.approx(0.0)
     assert res["checkpoint"]["arch"] == "test_resnet" and res["run"]["label"] == "tiny"
     assert res["sets"]["imagenet-val"]["hash"]["method"] == "listing-sha256"
     per_class = json.load(open(tmp_path / "out" / "per_class.json"))
@@ -142,7 +166,7 @@ def test_eval_matches_the_reference_and_the_cache(world, tmp_path, monkeypatch, 
     assert os.path.isfile(tmp_path / "out" / "config.yaml")
     capsys.readouterr()
     again = _eval(world, str(tmp_path / "out"), "--diagnostics", "--label", "tiny",
-                  "--overwrite")
+                  "--train-counts", str(tmp_path / "counts.txt"), "--overwrite")
     assert "cached" in capsys.readouterr().err
     assert again == res
 
@@ -178,10 +202,31 @@ def test_eval_user_errors(world, tmp_path, capsys):
     compact = fakes.tiny_checkpoint(str(tmp_path / "c100.pt"), num_classes=100)
     msg = err(compact, "--model", "test_resnet", "--sets", f"imagenet-val={world['val']}",
               "-o", str(tmp_path / "d"), "--workers", "0", "--no-progress")
-    assert "100 outputs" in msg and "--classes" in msg
+    assert "100 outputs, but the test sets (imagenet-val)" in msg and "--classes" in msg
     os.makedirs(tmp_path / "full")
     (tmp_path / "full" / "x").write_text("x")
     assert "--overwrite" in err(ck, "--model", "test_resnet", "--sets",
                                 f"imagenet-val={world['val']}", "-o", str(tmp_path / "full"))
     assert "expected NAME=PATH" in err(ck, "--model", "test_resnet", "--sets", "imagenet-val",
                                        "-o", str(tmp_path / "e"))
+
+
+def test_eval_reads_its_config_section(world, tmp_path, monkeypatch, capsys):
+    import yaml
+
+    monkeypatch.setenv("SYNTHCLONE_CACHE", str(tmp_path / "cache"))
+    cfg = tmp_path / "eval.yaml"
+    cfg.write_text(yaml.safe_dump({"eval": {
+        "sets": [f"imagenet-val={world['val']}"], "model": "test_resnet", "resize": 32,
+        "crop": 32, "workers": 0, "progress": False, "transfer": {"k": 5}}}))
+    out = tmp_path / "out"
+    assert main(["eval", world["ckpt"], "--config", str(cfg), "--crop", "32", "-o",
+                 str(out)]) == 0
+    res = json.load(open(out / "results.json"))
+    assert list(res["sets"]) == ["imagenet-val"] and res["sets"]["imagenet-val"]["top1"] == 50.0
+    written = yaml.safe_load(open(out / "config.yaml"))
+    assert written["eval"]["transfer"]["k"] == 5 and written["eval"]["resize"] == 32
+    assert written["git_commit"] is None or len(written["git_commit"]) >= 40
+    cfg.write_text(yaml.safe_dump({"eval": {"reszie": 32}}))
+    assert main(["eval", world["ckpt"], "--config", str(cfg), "-o", str(tmp_path / "x")]) == 2
+    assert "unknown EvalConfig option(s) reszie" in capsys.readouterr().err
