@@ -128,19 +128,21 @@ def _dig(cfg: dict | None, *path):
     return node
 
 
-def model_from_run_config(cfg: dict | None) -> tuple[str | None, str | None]:
-    """(architecture name, source) named by a run's config.yaml, tolerant of its shape."""
+def model_from_run_config(cfg: dict | None) -> tuple[str | None, str | None, dict]:
+    """(architecture name, source, build kwargs) named by a run's config.yaml, tolerant of its
+    shape; ``img_size`` (timm vision transformers trained at another size) is kept."""
     for root in (("train",), ()):
         model = _dig(cfg, *root, "model")
         if isinstance(model, dict) and isinstance(model.get("name"), str):
             src = model.get("source")
-            return model["name"], src if src in ("torchvision", "timm") else None
+            kwargs = {"img_size": model["img_size"]} if model.get("img_size") else {}
+            return model["name"], src if src in ("torchvision", "timm") else None, kwargs
         if isinstance(model, str):
-            return model, None
+            return model, None, {}
         arch = _dig(cfg, *root, "arch")
         if isinstance(arch, str):
-            return arch, None
-    return None, None
+            return arch, None, {}
+    return None, None, {}
 
 
 def run_data_info(cfg: dict | None) -> dict:
@@ -165,18 +167,19 @@ def run_data_info(cfg: dict | None) -> dict:
 
 # ----------------------------------------------------------------------------- models
 
-def build_model(name: str, num_classes: int = 1000, source: str = "auto"):
+def build_model(name: str, num_classes: int = 1000, source: str = "auto", **kwargs):
     """``(model, source)``: torchvision's ``get_model`` or timm's ``create_model`` with random
-    weights (no download)."""
+    weights (no download); ``kwargs`` go to timm (``img_size``)."""
     import timm
     import torchvision
 
     tv_names = set(torchvision.models.list_models(module=torchvision.models))
-    if source in ("auto", "torchvision") and name in tv_names:
+    if source in ("auto", "torchvision") and name in tv_names and not kwargs:
         return torchvision.models.get_model(name, weights=None, num_classes=num_classes), \
             "torchvision"
     if source in ("auto", "timm") and timm.is_model(name):
-        return timm.create_model(name, pretrained=False, num_classes=num_classes), "timm"
+        return timm.create_model(name, pretrained=False, num_classes=num_classes,
+                                 **kwargs), "timm"
     where = {"auto": "torchvision or timm", "torchvision": "torchvision", "timm": "timm"}[source]
     raise CheckpointError(f"unknown model {name!r} in {where} (e.g. resnet18, resnet50, "
                           "vit_small_patch16_224); pass --model NAME")
@@ -198,6 +201,23 @@ def find_head(model) -> str:
         raise CheckpointError(f"{type(model).__name__} has no Linear classifier layer to "
                               "read features from")
     return linears[-1]
+
+
+def fixed_input_size(model) -> int | None:
+    """The only input size a model accepts (timm vision transformers with a strict patch
+    embedding), else None."""
+    pe = getattr(model, "patch_embed", None)
+    size = getattr(pe, "img_size", None)
+    if size is None or not getattr(pe, "strict_img_size", False):
+        return None
+    return int(size[0]) if size[0] == size[1] else None
+
+
+def check_input_size(loaded: "LoadedModel", crop: int, flag: str = "--crop") -> None:
+    size = fixed_input_size(loaded.model)
+    if size is not None and size != crop:
+        raise CheckpointError(f"{loaded.arch} takes {size}x{size} inputs only; pass {flag} "
+                              f"{size} (and a resize of about {round(size / 0.875)})")
 
 
 def extract_state_dict(obj, path: str) -> dict:
@@ -259,7 +279,9 @@ def load_model(path: str, *, model: str | None = None, source: str = "auto",
                unsafe: bool = False, device: str = "cpu") -> LoadedModel:
     """Load a checkpoint file or run folder (see module doc) into its eval-mode model."""
     ckpt, run_dir, run_cfg = resolve_checkpoint(path)
-    cfg_name, cfg_source = model_from_run_config(run_cfg)
+    cfg_name, cfg_source, kwargs = model_from_run_config(run_cfg)
+    if model and model != cfg_name:
+        kwargs = {}
     name = model or cfg_name
     if name is None:
         raise CheckpointError(f"{path}: which architecture is it? pass --model NAME (e.g. "
@@ -267,7 +289,7 @@ def load_model(path: str, *, model: str | None = None, source: str = "auto",
     if source == "auto" and cfg_source and not model:
         source = cfg_source
     sd, notes = clean_state_dict(extract_state_dict(load_state(ckpt, unsafe), ckpt))
-    net, source = build_model(name, 1000, source)
+    net, source = build_model(name, 1000, source, **kwargs)
     head = find_head(net)
     weight = sd.get(f"{head}.weight")
     if weight is None:
@@ -275,7 +297,7 @@ def load_model(path: str, *, model: str | None = None, source: str = "auto",
                               f"start {', '.join(list(sd)[:4])}); is --model {name} right?")
     num_classes = int(weight.shape[0])
     if num_classes != 1000:
-        net, source = build_model(name, num_classes, source)
+        net, source = build_model(name, num_classes, source, **kwargs)
     try:
         missing, unexpected = net.load_state_dict(sd, strict=False)
     except RuntimeError as exc:  # shape mismatches

@@ -35,7 +35,7 @@ def log(msg: str) -> None:
 
 def evaluate(target: str, cfg: EvalConfig) -> tuple[dict, dict]:
     """``(results, per_class)`` for checkpoint or run folder ``target``."""
-    from engine.eval.checkpoint import load_model, run_data_info
+    from engine.eval.checkpoint import check_input_size, load_model, run_data_info
     from engine.eval.robustness import read_baselines
     from engine.eval.transfer_sets import canonical_transfer_name
 
@@ -63,6 +63,10 @@ def evaluate(target: str, cfg: EvalConfig) -> tuple[dict, dict]:
     space = metrics.label_space(loaded.num_classes, cfg.classes,
                                 sets=sorted({s.name.split("/")[0] for s in test_sets})) \
         if test_sets else None
+    if test_sets:
+        check_input_size(loaded, cfg.crop)
+    if transfer_specs:
+        check_input_size(loaded, cfg.transfer.crop, "--transfer.crop")
     log(f"model: {loaded.source} {loaded.arch}, {loaded.num_classes} classes, "
         f"{loaded.path} (sha256 {loaded.sha256[:12]})")
 

@@ -113,3 +113,25 @@ def test_user_errors(tmp_path):
 
 class _Opaque:
     pass
+
+
+def test_vision_transformer_size_from_the_run_and_a_clear_crop_error(tmp_path):
+    import yaml
+
+    from engine.eval.checkpoint import check_input_size
+
+    run = tmp_path / "vit"
+    run.mkdir()
+    torch.manual_seed(0)
+    model, _ = build_model("vit_tiny_patch16_224", 10, img_size=96)
+    torch.save(model.state_dict(), run / "model_real.pt")
+    (run / "config.yaml").write_text(yaml.safe_dump(
+        {"train": {"model": {"name": "vit_tiny_patch16_224", "img_size": 96}}}))
+    loaded = load_model(str(run))
+    x = torch.randn(1, 3, 96, 96)
+    torch.testing.assert_close(loaded.model(x), model.eval()(x))
+    check_input_size(loaded, 96)
+    with pytest.raises(CheckpointError, match="96x96 inputs only; pass --crop 96"):
+        check_input_size(loaded, 224)
+    check_input_size(load_model(fakes.tiny_checkpoint(str(tmp_path / "r.pt")),
+                                model="test_resnet"), 224)  # CNNs take any size
