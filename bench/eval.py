@@ -41,7 +41,7 @@ def main(argv=None) -> dict:
     p.add_argument("--batch-size", type=int, help="images per forward [32; quick 16]")
     p.add_argument("--workers", type=int, default=1,
                    help="DataLoader decode workers of the eval path [%(default)s]")
-    p.add_argument("--model", default="resnet18", help="torchvision/timm model [%(default)s]")
+    p.add_argument("--arch", default="resnet18", help="torchvision/timm model [%(default)s]")
     args = p.parse_args(argv)
     import torch
 
@@ -56,8 +56,8 @@ def main(argv=None) -> dict:
     try:
         paths = make_images(tmp, n)
         torch.manual_seed(0)
-        torch.save(build_model(args.model)[0].state_dict(), os.path.join(tmp, "model.pt"))
-        loaded = load_model(os.path.join(tmp, "model.pt"), model=args.model)
+        torch.save(build_model(args.arch)[0].state_dict(), os.path.join(tmp, "model.pt"))
+        loaded = load_model(os.path.join(tmp, "model.pt"), model=args.arch)
         transform = TransformSpec(256, 224, "bilinear").build()
         dataset = ImageDataset(paths, transform)
         tensors = torch.stack([dataset[i][0] for i in range(n)])             # (n, 3, 224, 224)
@@ -83,9 +83,9 @@ def main(argv=None) -> dict:
         results,
         headline={"features_vs_model_only": speedup(results, "eval_path", "model_only",
                                                     target=0.9)},
-        title=f"eval feature extraction: {args.model} at 224 px, {n} JPEGs "
+        title=f"eval feature extraction: {args.arch} at 224 px, {n} JPEGs "
               f"{IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}, batch {batch}, {args.workers} workers, "
               f"{threads} threads",
         item="image",
-        extra={"model": args.model, "images": n, "batch_size": batch, "workers": args.workers,
+        extra={"model": args.arch, "images": n, "batch_size": batch, "workers": args.workers,
                "quick": args.quick})

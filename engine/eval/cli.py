@@ -6,14 +6,21 @@ from __future__ import annotations
 
 import os
 
-from engine.config import ArgumentParser, add_config_args, config_from_args
+from engine.config import (ArgumentParser, add_config_args, add_config_file_args, add_out_arg,
+                           add_overwrite_arg, config_from_args)
 from engine.eval.config import EvalConfig, EvalDataConfig
 
 
-def _common(p: ArgumentParser, section: str) -> None:
-    p.add_argument("--out", "-o", help="output folder (see --help for the default)")
-    p.add_argument("--config", help=f"YAML file; its '{section}:' section sets the options")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+def check_out(path: str, overwrite: bool) -> None:
+    """Refuse an output folder that exists and holds something (without ``--overwrite``) before
+    any work; the folder is made (or emptied) only once the results exist, so a failed run
+    leaves nothing behind and replaces nothing."""
+    from engine.runs import RunDirError
+
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise RunDirError(f"{path} exists and is not a folder; choose another --out")
+    if os.path.isdir(path) and os.listdir(path) and not overwrite:
+        raise RunDirError(f"{path} already holds results; pass --overwrite to replace them")
 
 
 # ----------------------------------------------------------------------------- eval
@@ -27,7 +34,10 @@ def eval_parser() -> ArgumentParser:
                "/data/imagenet-r --transfer flowers=/data/flowers --baselines baselines.csv "
                "--diagnostics")
     p.add_argument("target", help="checkpoint file (.pt state dict) or run folder")
-    _common(p, "eval")
+    add_out_arg(p, "folder for results.json, per_class.json and config.yaml (default: "
+                   "RUN/eval, or CHECKPOINT.eval beside a checkpoint file)", required=False)
+    add_config_file_args(p, "eval", example="transfer.trials=50")
+    add_overwrite_arg(p, "an existing output folder (without it: refuse)")
     add_config_args(p, EvalConfig, flags={"transfer_sets": ("--transfer",)})
     return p
 
@@ -40,8 +50,9 @@ def eval_main(argv=None) -> int:
 
     cfg = config_from_args(EvalConfig, args, section="eval")
     out = args.out or default_eval_out(args.target)
-    run = RunDir.create(out, overwrite=args.overwrite)
+    check_out(out, args.overwrite)
     results, per_class = evaluate(args.target, cfg)
+    run = RunDir.create(out, overwrite=args.overwrite)
     run.write_json("per_class.json", per_class)
     run.write_config({"eval": to_dict(cfg), "target": os.path.abspath(args.target)})
     run.write_json("results.json", results)
@@ -68,7 +79,10 @@ def eval_data_parser() -> ArgumentParser:
                "--clip-pretrained clip.pt --inception weights-inception-2015-12-05-6726825d.pth "
                "--detector.weights resnet50.pt")
     p.add_argument("file", help="the .beton to diagnose")
-    _common(p, "eval_data")
+    add_out_arg(p, "folder for results.json and the CLIP-score histogram (default: "
+                   "FILE.eval-data beside the .beton)", required=False)
+    add_config_file_args(p, "eval_data", example="images_per_class=50")
+    add_overwrite_arg(p, "an existing output folder (without it: refuse)")
     add_config_args(p, EvalDataConfig)
     return p
 
@@ -83,11 +97,12 @@ def eval_data_main(argv=None) -> int:
 
     cfg = config_from_args(EvalDataConfig, args, section="eval_data")
     out = args.out or os.path.splitext(os.path.normpath(args.file))[0] + ".eval-data"
-    run = RunDir.create(out, overwrite=args.overwrite)
+    check_out(out, args.overwrite)
     results, extras = evaluate_data(args.file, cfg)
+    run = RunDir.create(out, overwrite=args.overwrite)
     if extras.get("clip_scores") is not None:
         results["figures"] = {"clip_scores": histogram(
-            extras["clip_scores"], cfg.clip_threshold, run.file("clip_scores.png"),
+            extras["clip_scores"], cfg.score_threshold, run.file("clip_scores.png"),
             f"CLIP scores of {os.path.basename(args.file)}")}
     run.write_config({"eval_data": to_dict(cfg), "file": os.path.abspath(args.file)})
     run.write_json("results.json", results)
@@ -106,8 +121,8 @@ def report_parser() -> ArgumentParser:
                     "output folders or run folders).",
         epilog="example: synthclone report runs/real/eval runs/syn/eval runs/mix/eval -o report")
     p.add_argument("inputs", nargs="+", help="results.json, eval output folder or run folder")
-    p.add_argument("--out", "-o", default="report", help="output folder [report]")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    add_out_arg(p, "folder for the figures, report.json and index.html", default="report")
+    add_overwrite_arg(p, "an existing output folder (without it: refuse)")
     return p
 
 
@@ -117,6 +132,7 @@ def report_main(argv=None) -> int:
     from engine.eval.report import load_results, make_report
     from engine.runs import RunDir
 
+    check_out(args.out, args.overwrite)
     load_results(args.inputs)  # bad inputs fail before the folder is touched
     run = RunDir.create(args.out, overwrite=args.overwrite)
     summary = make_report(args.inputs, run.path)

@@ -51,7 +51,7 @@ def embed_images(clip, dataset, *, batch_size: int, workers: int, progress: bool
 def clip_report(embeddings, labels, text_embeddings: dict | None, threshold: float):
     """``(summary, scores)``: diversity per class and overall; with ``text_embeddings``
     ({label: (D,)}), the CLIP score of every image against its class prompt (else None)."""
-    from engine.eval.labels import imagenet_wnids
+    from engine.catalog import imagenet_wnids
 
     labels = np.asarray(labels)
     div = per_class_diversity(embeddings, labels)

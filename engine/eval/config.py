@@ -78,11 +78,11 @@ class EvalConfig:
     transfer_sets: list[str] = field(default_factory=list)
     """Transfer sets as NAME=ROOT (torchvision layouts, download=False): flowers, pets, food,
     dtd, aircraft, cars, eurosat, sun397."""
-    model: str | None = None
-    """Architecture (torchvision or timm name) when the checkpoint's run folder does not name
-    it, e.g. resnet50."""
-    model_source: Literal["auto", "torchvision", "timm"] = "auto"
-    """Library that builds the model: auto tries torchvision first, then timm."""
+    arch: str | None = None
+    """Classifier architecture (torchvision or timm name) when the checkpoint's run folder does
+    not name it, e.g. resnet50."""
+    arch_source: Literal["auto", "torchvision", "timm"] = "auto"
+    """Library that builds the architecture: auto tries torchvision first, then timm."""
     classes: str | None = None
     """The model's class set (imagenet100, imagenet-r, a class file, ...). With a 1000-way
     model it restricts every set to these classes (samples and logits); with a K-way model it
@@ -109,9 +109,9 @@ class EvalConfig:
     max_images: int | None = None
     """Evaluate at most this many images per set (a seeded draw; quick checks only)."""
     batch_size: int = 64
-    """Images per forward pass."""
+    """Images per forward pass (batch size)."""
     workers: int = 4
-    """DataLoader worker processes decoding images (0: in the main process)."""
+    """DataLoader worker processes decoding images (0: decode in the main thread)."""
     device: str = "auto"
     """auto (CUDA when available, else CPU) | cpu | cuda | cuda:N."""
     progress: bool = True
@@ -148,7 +148,7 @@ class EvalConfig:
 
 @dataclass
 class DetectorConfig:
-    model: str = "resnet50"
+    arch: str = "resnet50"
     """Frozen backbone architecture (seed 000 A.7: ImageNet-pretrained ResNet-50)."""
     weights: str | None = None
     """Its weights: a torchvision/timm state dict file. Without it the detector is skipped."""
@@ -182,19 +182,20 @@ class EvalDataConfig:
     clip_pretrained: str | None = None
     """open_clip pretrained tag or local weights file; without it the CLIP metrics are
     skipped."""
-    clip_threshold: float = 0.3
-    """CLIP-score threshold whose under-share is reported (seed 004 §4.5: 0.3)."""
+    score_threshold: float = 0.3
+    """Report the share of images whose CLIP score is below this (seed 004 §4.5: 0.3)."""
     inception: str | None = None
     """Local Inception-v3 weights for IS and FID: torch-fidelity's
     weights-inception-2015-12-05-6726825d.pth (a state dict). Without it IS/FID are skipped."""
     is_splits: int = 10
     """Inception Score splits (the standard 10)."""
-    per_class: int | None = None
-    """Use at most this many images per class (a seeded draw) for CLIP and FID; None: all."""
+    images_per_class: int | None = None
+    """Use at most this many images per class (a seeded draw) for CLIP, IS and FID; None:
+    all."""
     batch_size: int = 64
-    """Images per forward pass."""
+    """Images per forward pass (batch size)."""
     workers: int = 4
-    """DataLoader worker processes decoding images (0: in the main process)."""
+    """DataLoader worker processes decoding images (0: decode in the main thread)."""
     device: str = "auto"
     """auto (CUDA when available, else CPU) | cpu | cuda | cuda:N."""
     progress: bool = True
@@ -205,12 +206,12 @@ class EvalDataConfig:
     """Seed 000 A.7's detector of generated images (needs --reference and backbone weights)."""
 
     def __post_init__(self):
-        if not -1 <= self.clip_threshold <= 1:
-            raise ValueError(f"clip_threshold must be a cosine in [-1, 1], got "
-                             f"{self.clip_threshold}")
+        if not -1 <= self.score_threshold <= 1:
+            raise ValueError(f"score_threshold must be a cosine in [-1, 1], got "
+                             f"{self.score_threshold}")
         if self.is_splits < 1:
             raise ValueError(f"is_splits must be >= 1, got {self.is_splits}")
-        if self.per_class is not None and self.per_class < 2:
-            raise ValueError(f"per_class must be >= 2, got {self.per_class}")
+        if self.images_per_class is not None and self.images_per_class < 2:
+            raise ValueError(f"images_per_class must be >= 2, got {self.images_per_class}")
         if self.batch_size < 1 or self.workers < 0:
             raise ValueError("batch_size must be >= 1 and workers >= 0")

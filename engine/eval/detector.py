@@ -72,7 +72,7 @@ def detector_report(real_feats, gen_feats, n_train_per_domain: int, cfg, seed: i
     yte = np.concatenate([np.zeros(len(pr) - k, np.int64), np.ones(len(pg) - k, np.int64)])
     out = {"train_images": int(len(xtr)), "test_images": int(len(xte)),
            "iterations": cfg.iterations, "batch_size": cfg.batch_size, "lr": cfg.lr,
-           "optimizer": "adam", "backbone": cfg.model, "feature_dim": int(xtr.shape[1])}
+           "optimizer": "adam", "backbone": cfg.arch, "feature_dim": int(xtr.shape[1])}
     for kind in ("linear", "mlp"):
         out[kind] = train_classifier(kind, (xtr, ytr), (xte, yte), hidden=cfg.hidden,
                                      iterations=cfg.iterations, batch_size=cfg.batch_size,

@@ -58,7 +58,7 @@ def evaluate(target: str, cfg: EvalConfig) -> tuple[dict, dict]:
 
     # 2. the model and its label space
     device = resolve_device(cfg.device)
-    loaded = load_model(target, model=cfg.model, source=cfg.model_source,
+    loaded = load_model(target, model=cfg.arch, source=cfg.arch_source,
                         unsafe=cfg.unsafe_load, device=device)
     space = metrics.label_space(loaded.num_classes, cfg.classes,
                                 sets=sorted({s.name.split("/")[0] for s in test_sets})) \
@@ -71,7 +71,7 @@ def evaluate(target: str, cfg: EvalConfig) -> tuple[dict, dict]:
         f"{loaded.path} (sha256 {loaded.sha256[:12]})")
 
     # 3. test sets
-    sets_out, per_class, diagnostics = {}, {}, {}
+    sets_out, per_class = {}, {}
     for s in test_sets:
         out = _forward(loaded, s.items, s.beton, s.fingerprint,
                        TransformSpec(cfg.resize, cfg.crop, cfg.interpolation, s.border), cfg,
@@ -140,7 +140,7 @@ def _forward(loaded, items, beton, fingerprint, spec: TransformSpec, cfg, device
 
 
 def _per_class(correct: np.ndarray, labels: np.ndarray) -> dict:
-    from engine.eval.labels import imagenet_wnids
+    from engine.catalog import imagenet_wnids
 
     wnids = imagenet_wnids()
     out = {}
@@ -219,41 +219,34 @@ def _default_label(target: str) -> str:
 
 
 def read_train_counts(path: str) -> dict[int, int]:
-    """ImageNet-1K label -> training images, from a .beton (its labels), a JSON mapping, or a
-    text file of ``wnid_or_label count`` lines."""
+    """ImageNet-1K label -> training images, from the training .beton (its labels), a JSON
+    mapping (wnid or label -> count), or what ``engine.catalog.counts`` reads: a train folder
+    (``<wnid>/*``), the devkit's meta.mat, or ``wnid count`` lines."""
+    from engine.catalog.counts import read_counts
     from engine.eval.labels import label_of_wnid
     from engine.eval.sets import beton_labels
 
-    if not os.path.isfile(path):
-        raise SetError(f"--train-counts {path}: no such file")
+    if not os.path.exists(path):
+        raise SetError(f"--train-counts {path}: no such file or folder")
     if path.endswith(".beton"):
         from loaders.beton import BetonReader
 
         with BetonReader(path) as r:
             return dict(collections.Counter(int(l) for l in beton_labels(r)))
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    pairs = []
     if path.endswith(".json"):
         try:
-            pairs = list(json.loads(text).items())
+            with open(path, encoding="utf-8") as f:
+                pairs = list(json.load(f).items())
         except (ValueError, AttributeError):
             raise SetError(f"--train-counts {path}: expected a JSON mapping label -> count") \
                 from None
     else:
-        for n, line in enumerate(text.splitlines(), 1):
-            parts = line.replace(",", " ").split()
-            if not parts or parts[0].startswith("#"):
-                continue
-            if len(parts) != 2:
-                raise SetError(f"{path}:{n}: expected 'wnid_or_label count', got {line!r}")
-            pairs.append((parts[0], parts[1]))
+        pairs = list(read_counts(path).counts.items())
     out = {}
     for key, count in pairs:
         key = str(key)
         label = int(key) if key.isdigit() else label_of_wnid(key, where=path)
-        try:
-            out[label] = int(count)
-        except ValueError:
-            raise SetError(f"{path}: count of {key} is not an integer: {count!r}") from None
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise SetError(f"{path}: count of {key} is not an integer: {count!r}")
+        out[label] = count
     return out

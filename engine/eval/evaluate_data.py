@@ -1,6 +1,6 @@
 """``synthclone eval-data``'s pipeline: diagnostics of a dataset (.beton), generated or real.
 
-1. read the labels, draw at most ``per_class`` images per class (seeded);
+1. read the labels, draw at most ``images_per_class`` images per class (seeded);
 2. CLIP diversity per class and the CLIP score against "a photo of a {c}." (needs
    ``--clip-pretrained``);
 3. Inception Score of the file; FID and per-class FID against ``--reference`` (needs
@@ -65,10 +65,10 @@ def evaluate_data(path: str, cfg: EvalDataConfig) -> tuple[dict, dict]:
                "reference": describe_file(cfg.reference, ref_labels) if cfg.reference else None,
                "skipped": []}
     extras = {}
-    chosen = per_class_draw(labels, cfg.per_class, cfg.seed)
-    ref_chosen = per_class_draw(ref_labels, cfg.per_class, cfg.seed) if cfg.reference else None
-    if cfg.per_class is not None:
-        results["per_class_limit"] = cfg.per_class
+    chosen = per_class_draw(labels, cfg.images_per_class, cfg.seed)
+    ref_chosen = per_class_draw(ref_labels, cfg.images_per_class, cfg.seed) if cfg.reference else None
+    if cfg.images_per_class is not None:
+        results["images_per_class"] = cfg.images_per_class
 
     # 2. CLIP
     if cfg.clip_pretrained:
@@ -95,7 +95,7 @@ def evaluate_data(path: str, cfg: EvalDataConfig) -> tuple[dict, dict]:
 def _clip(path, labels, chosen, cfg: EvalDataConfig, device):
     from engine.clip import TEMPLATE, load_clip
     from engine.eval.clip_stats import clip_report, embed_images
-    from engine.eval.labels import class_names
+    from engine.catalog import class_names
 
     clip = load_clip(cfg.clip_model, cfg.clip_pretrained, device=device,
                      batch_size=cfg.batch_size)
@@ -109,20 +109,20 @@ def _clip(path, labels, chosen, cfg: EvalDataConfig, device):
         names = class_names()
         t = clip.encode_texts([TEMPLATE.format(names[c]) for c in classes]).numpy()
         text = dict(zip(classes, t))
-    summary, scores = clip_report(emb, sel, text, cfg.clip_threshold)
+    summary, scores = clip_report(emb, sel, text, cfg.score_threshold)
     summary.update(model=cfg.clip_model, pretrained=cfg.clip_pretrained, template=TEMPLATE)
     if text is None:
         summary["score_note"] = "labels outside ImageNet-1K: no class names, no CLIP score"
     log(f"clip: diversity {summary['diversity']:.4f}"
         + (f", score {summary['score_mean']:.4f}, {summary['share_below_threshold']:.1%} below "
-           f"{cfg.clip_threshold}" if text is not None else ""))
+           f"{cfg.score_threshold}" if text is not None else ""))
     return summary, scores
 
 
 def _inception(path, labels, chosen, ref_labels, ref_chosen, cfg: EvalDataConfig, device):
     from engine.eval.inception import (INPUT_SIZE, fid, inception_features, inception_score,
                                        load_inception)
-    from engine.eval.labels import imagenet_wnids
+    from engine.catalog import imagenet_wnids
 
     net = load_inception(cfg.inception, device)
     kw = dict(batch_size=cfg.batch_size, workers=cfg.workers, device=device,
@@ -155,7 +155,7 @@ def _detector(path, labels, cfg: EvalDataConfig, device):
     from engine.eval.inference import run_model
 
     d = cfg.detector
-    backbone = load_model(d.weights, model=d.model, device=device)
+    backbone = load_model(d.weights, model=d.arch, device=device)
     ref_labels = read_beton(cfg.reference, "--reference")
     real_idx, gen_idx, n_train = split_real_generated(len(ref_labels), len(labels),
                                                       d.train_images, d.test_images, cfg.seed)

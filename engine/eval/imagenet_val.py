@@ -21,6 +21,7 @@ import os
 
 import numpy as np
 
+from engine.catalog import imagenet_wnids
 from engine.eval import labels as lab
 from engine.eval.images import combine_fingerprints, file_fingerprint, listing_fingerprint
 from engine.eval.sets import SetError, TestSet, load_wnid_folders
@@ -65,7 +66,7 @@ def load_imagenet_val(path: str, label_file: str | None = None) -> TestSet:
     fp = listing_fingerprint(path, items, targets.tolist())
     fp = {**fp, "value": combine_fingerprints(fp, file_fingerprint(label_file))}
     return TestSet("imagenet-val", "imagenet-val", path, items, targets, groups,
-                   list(lab.imagenet_wnids()), fp, f"flat folder + {how}", notes=notes)
+                   list(imagenet_wnids()), fp, f"flat folder + {how}", notes=notes)
 
 
 def find_label_file(path: str) -> str | None:

@@ -1,17 +1,17 @@
 """The ImageNet-1K label space of every evaluation (DESIGN.md "Label space").
 
-Labels are ImageNet-1K indices in timm order (sorted wnids), the order ``engine.catalog`` uses.
-Class subsets (ImageNet-100, the ImageNet-R/A 200) are lists of those indices, never
-renumberings. The lookups here read timm's shipped metadata only (no WordNet), so they cost
-milliseconds: ``engine.catalog.get_class_set`` also loads WordNet hypernyms (~15 s), which
-evaluation does not need except for custom class files and lists.
+Labels are ImageNet-1K indices in timm order (sorted wnids): ``engine.catalog``'s public tables
+(``imagenet_wnids``, ``imagenet_index``, ``class_names``). Class subsets (ImageNet-100, the
+ImageNet-R/A 200) are lists of those indices, never renumberings. ImageNet-R/A are read from
+timm's shipped wnid lists directly (milliseconds); every other class set goes through
+``engine.catalog.get_class_set``, which also loads WordNet hypernyms (~15 s, once per process).
 """
 from __future__ import annotations
 
 import functools
 import os
 
-from engine.catalog import IMAGENET_NUM_CLASSES, ClassLookupError, resolve_imagenet
+from engine.catalog import IMAGENET_NUM_CLASSES, ClassLookupError, imagenet_index
 from engine.errors import UserError
 
 SUBSET_FILES = {"imagenet-r": "imagenet_r_synsets.txt", "imagenet-a": "imagenet_a_synsets.txt"}
@@ -23,28 +23,8 @@ class LabelSpaceError(UserError):
 
 
 @functools.lru_cache(maxsize=1)
-def imagenet_wnids() -> tuple[str, ...]:
-    """The 1000 ImageNet-1K wnids in label order (timm order: sorted)."""
-    from timm.data import ImageNetInfo
-
-    wnids = tuple(ImageNetInfo().label_names())
-    assert len(wnids) == IMAGENET_NUM_CLASSES
-    return wnids
-
-
-@functools.lru_cache(maxsize=1)
 def wnid_to_label() -> dict[str, int]:
-    return {w: i for i, w in enumerate(imagenet_wnids())}
-
-
-@functools.lru_cache(maxsize=1)
-def class_names() -> tuple[str, ...]:
-    """The first lemma of each ImageNet-1K class ("tench", "goldfish", ...), in label order."""
-    from timm.data import ImageNetInfo
-
-    info = ImageNetInfo()
-    return tuple(info.index_to_description(i).split(",")[0].strip()
-                 for i in range(IMAGENET_NUM_CLASSES))
+    return imagenet_index()
 
 
 def label_of_wnid(wnid: str, where: str = "") -> int:
@@ -57,17 +37,13 @@ def label_of_wnid(wnid: str, where: str = "") -> int:
 
 @functools.lru_cache(maxsize=None)
 def subset_labels(name: str) -> tuple[int, ...]:
-    """Sorted ImageNet-1K labels of a named class set: ``imagenet1k``, ``imagenet100``,
-    ``imagenet-r``, ``imagenet-a``, or any ``engine.catalog`` spec (a class file, a comma list
-    of wnids/names) — those go through ``engine.catalog.get_class_set``."""
+    """Sorted ImageNet-1K labels of a named class set: ``imagenet1k``, ``imagenet-r``,
+    ``imagenet-a``, or any ``engine.catalog`` spec (``imagenet100``, a class file, a comma list
+    of wnids/names)."""
     if name == "imagenet1k":
         return tuple(range(IMAGENET_NUM_CLASSES))
     if name in SUBSET_FILES:
         return tuple(sorted(label_of_wnid(w) for w in _timm_info_lines(SUBSET_FILES[name])))
-    if name == "imagenet100":
-        from engine.catalog.imagenet100 import IMAGENET100_NAMES
-
-        return tuple(sorted(wnid_to_label()[resolve_imagenet(n)] for n in IMAGENET100_NAMES))
     from engine.catalog import get_class_set
 
     try:

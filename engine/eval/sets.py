@@ -30,6 +30,7 @@ import os
 
 import numpy as np
 
+from engine.catalog import imagenet_wnids
 from engine.errors import UserError
 from engine.eval import labels as lab
 from engine.eval.images import file_fingerprint, listing_fingerprint
@@ -145,7 +146,7 @@ def load_set(name: str, path: str, *, label_file: str | None = None,
 
 def _groups_of(class_set: str):
     labels = lab.subset_labels(class_set)
-    return [(l,) for l in labels], [lab.imagenet_wnids()[l] for l in labels]
+    return [(l,) for l in labels], [imagenet_wnids()[l] for l in labels]
 
 
 def _list_folder(path: str, where: str):

@@ -24,6 +24,9 @@ BAD_INPUT = {
     "meanings": ["meanings", "--classes", "tench", "--images", "{tmp}/missing",
                  "--clip-pretrained", "w.bin", "--out", "{tmp}/m.json"],
     "demo": ["demo", "--out", "{tmp}/demo", "--images-per-class", "0"],
+    "eval": ["eval", "{tmp}/missing.pt", "--sets", "imagenet-val={tmp}/val", "--out", "{tmp}/e"],
+    "eval-data": ["eval-data", "{tmp}/missing.beton", "--out", "{tmp}/d"],
+    "report": ["report", "{tmp}/missing", "--out", "{tmp}/r"],
 }
 
 

@@ -8,7 +8,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from engine.eval.labels import imagenet_wnids
+from engine.catalog import imagenet_wnids
 
 R_WNIDS_SAMPLE = ("n01443537", "n01484850", "n01494475")  # goldfish, white shark, hammerhead
 

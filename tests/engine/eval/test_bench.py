@@ -9,7 +9,7 @@ from bench import eval as bench_eval
 @pytest.mark.timeout(600)
 def test_eval_bench_smoke():
     res = bench_eval.main(["--quick", "--images", "4", "--batch-size", "2", "--workers", "0",
-                           "--model", "test_resnet", "--min-seconds", "0.01", "--threads", "1"])
+                           "--arch", "test_resnet", "--min-seconds", "0.01", "--threads", "1"])
     r = res["ratios"]["features_vs_model_only"]
     assert res["headline"] == ["features_vs_model_only"] and r["target"] == 0.9
     assert math.isfinite(res["features_vs_model_only"]) and res["features_vs_model_only"] > 0

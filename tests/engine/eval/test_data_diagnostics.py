@@ -12,7 +12,7 @@ from PIL import Image
 from engine.cli import main
 from engine.eval import clip_stats, detector, inception
 from engine.eval.images import ImageDataset, UInt8Transform
-from engine.eval.labels import imagenet_wnids
+from engine.catalog import imagenet_wnids
 from tests.engine.eval import fakes
 
 TINY_CLIP = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32,
@@ -114,7 +114,7 @@ def test_detector_separable_and_random_features():
     gen = rng.standard_normal((300, 32)) - 3.0
 
     class Cfg:
-        iterations, batch_size, lr, hidden, model = 200, 128, 1e-3, 64, "toy"
+        iterations, batch_size, lr, hidden, arch = 200, 128, 1e-3, 64, "toy"
 
     out = detector.detector_report(real, gen, 250, Cfg, seed=0)
     assert out["linear"]["top1"] == 100.0 and out["mlp"]["top1"] == 100.0
@@ -140,7 +140,7 @@ def test_eval_data_cli_end_to_end(tiny_clip, tmp_path, capsys):
     out = str(tmp_path / "out")
     assert main(["eval-data", gen, "--reference", ref, "--clip-model", tiny_clip[0],
                  "--clip-pretrained", tiny_clip[1], "--inception", inc, "--is-splits", "2",
-                 "--detector.weights", backbone, "--detector.model", "test_resnet",
+                 "--detector.weights", backbone, "--detector.arch", "test_resnet",
                  "--detector.train-images", "4", "--detector.test-images", "2",
                  "--detector.iterations", "5", "--detector.batch-size", "2",
                  "--workers", "0", "--no-progress", "-o", out]) == 0

@@ -13,7 +13,8 @@ from PIL import Image
 
 from engine.cli import main
 from engine.eval.checkpoint import build_model
-from engine.eval.labels import imagenet_wnids, subset_labels
+from engine.catalog import imagenet_wnids
+from engine.eval.labels import subset_labels
 from engine.eval.robustness import logit, sigmoid_percent
 from tests.engine.eval import fakes
 
@@ -106,7 +107,7 @@ def world(tmp_path_factory):
 
 
 def _eval(world, out, *extra):
-    argv = ["eval", world["ckpt"], "--model", "test_resnet", "--sets",
+    argv = ["eval", world["ckpt"], "--arch", "test_resnet", "--sets",
             f"imagenet-val={world['val']},imagenet-r={world['r']},objectnet={world['on']},"
             f"gen-val={world['gen']},imagenet-c={world['c']}", "--baselines", world["csv"],
             "--resize", "32",
@@ -178,7 +179,7 @@ def test_eval_is_deterministic_across_processes(world, tmp_path):
         out = str(tmp_path / f"out{seed}")
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": ROOT,
                "SYNTHCLONE_CACHE": str(tmp_path / f"cache{seed}")}
-        subprocess.run([sys.executable, "-m", "engine.cli", "eval", world["ckpt"], "--model",
+        subprocess.run([sys.executable, "-m", "engine.cli", "eval", world["ckpt"], "--arch",
                         "test_resnet", "--sets", f"imagenet-val={world['val']},gen-val="
                         f"{world['gen']}", "--resize", "32", "--crop", "32", "--workers", "1",
                         "--no-progress", "--no-feature-cache", "-o", out], check=True, env=env,
@@ -193,21 +194,21 @@ def test_eval_user_errors(world, tmp_path, capsys):
         return capsys.readouterr().err
 
     ck = world["ckpt"]
-    assert "unknown test set 'imagenet-x'" in err(ck, "--model", "test_resnet", "--sets",
+    assert "unknown test set 'imagenet-x'" in err(ck, "--arch", "test_resnet", "--sets",
                                                   f"imagenet-x={world['val']}", "-o",
                                                   str(tmp_path / "a"))
-    assert "nothing to evaluate" in err(ck, "--model", "test_resnet", "-o", str(tmp_path / "b"))
-    assert "no such folder" in err(ck, "--model", "test_resnet", "--sets",
+    assert "nothing to evaluate" in err(ck, "--arch", "test_resnet", "-o", str(tmp_path / "b"))
+    assert "no such folder" in err(ck, "--arch", "test_resnet", "--sets",
                                    f"imagenet-r={tmp_path / 'nope'}", "-o", str(tmp_path / "c"))
     compact = fakes.tiny_checkpoint(str(tmp_path / "c100.pt"), num_classes=100)
-    msg = err(compact, "--model", "test_resnet", "--sets", f"imagenet-val={world['val']}",
+    msg = err(compact, "--arch", "test_resnet", "--sets", f"imagenet-val={world['val']}",
               "-o", str(tmp_path / "d"), "--workers", "0", "--no-progress")
     assert "100 outputs, but the test sets (imagenet-val)" in msg and "--classes" in msg
     os.makedirs(tmp_path / "full")
     (tmp_path / "full" / "x").write_text("x")
-    assert "--overwrite" in err(ck, "--model", "test_resnet", "--sets",
+    assert "pass --overwrite" in err(ck, "--arch", "test_resnet", "--sets",
                                 f"imagenet-val={world['val']}", "-o", str(tmp_path / "full"))
-    assert "expected NAME=PATH" in err(ck, "--model", "test_resnet", "--sets", "imagenet-val",
+    assert "expected NAME=PATH" in err(ck, "--arch", "test_resnet", "--sets", "imagenet-val",
                                        "-o", str(tmp_path / "e"))
 
 
@@ -217,7 +218,7 @@ def test_eval_reads_its_config_section(world, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SYNTHCLONE_CACHE", str(tmp_path / "cache"))
     cfg = tmp_path / "eval.yaml"
     cfg.write_text(yaml.safe_dump({"eval": {
-        "sets": [f"imagenet-val={world['val']}"], "model": "test_resnet", "resize": 32,
+        "sets": [f"imagenet-val={world['val']}"], "arch": "test_resnet", "resize": 32,
         "crop": 32, "workers": 0, "progress": False, "transfer": {"k": 5}}}))
     out = tmp_path / "out"
     assert main(["eval", world["ckpt"], "--config", str(cfg), "--crop", "32", "-o",
@@ -230,3 +231,14 @@ def test_eval_reads_its_config_section(world, tmp_path, monkeypatch, capsys):
     cfg.write_text(yaml.safe_dump({"eval": {"reszie": 32}}))
     assert main(["eval", world["ckpt"], "--config", str(cfg), "-o", str(tmp_path / "x")]) == 2
     assert "unknown EvalConfig option(s) reszie" in capsys.readouterr().err
+
+
+def test_a_failed_eval_leaves_no_folder_and_replaces_nothing(world, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["eval", world["ckpt"], "--arch", "test_resnet", "--sets",
+            f"imagenet-r={tmp_path / 'missing'}", "-o", str(out)]
+    assert main(argv) == 2 and not out.exists()
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    assert main(argv + ["--overwrite"]) == 2
+    assert (out / "results.json").read_text() == "{}"

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from engine.eval import metrics
-from engine.eval.labels import LabelSpaceError, imagenet_wnids, subset_labels
+from engine.catalog import imagenet_wnids
+from engine.eval.labels import LabelSpaceError, subset_labels
 
 
 def test_topk_on_fixed_logits():

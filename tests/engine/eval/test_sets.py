@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from engine.eval import sets
-from engine.eval.labels import imagenet_wnids, subset_labels, wnid_to_label
+from engine.catalog import imagenet_wnids
+from engine.eval.labels import subset_labels, wnid_to_label
 from tests.engine.eval import fakes
 
 WNIDS = ["n01440764", "n01443537", "n15075141"]  # labels 0, 1, 999

@@ -84,7 +84,7 @@ def test_transfer_through_eval_cli(tmp_path, monkeypatch):
     transfer_fakes.eurosat(str(tmp_path / "eurosat"), per=10)
     ckpt = fakes.tiny_checkpoint(str(tmp_path / "m.pt"))
     out = str(tmp_path / "out")
-    assert main(["eval", ckpt, "--model", "test_resnet", "--transfer",
+    assert main(["eval", ckpt, "--arch", "test_resnet", "--transfer",
                  f"flowers={tmp_path / 'flowers'},eurosat={tmp_path / 'eurosat'}",
                  "--transfer.resize", "32", "--transfer.crop", "32", "--transfer.trials", "5",
                  "--transfer.k", "3", "--workers", "0", "--no-progress", "-o", out]) == 0
