@@ -189,7 +189,8 @@ def _transfer(loaded, name: str, root: str, cfg: EvalConfig, device: str) -> dic
     if t.linear:
         entry["linear"] = linear_probe(feats["train"], feats["val"], feats["test"],
                                        trials=t.trials, c_min=t.c_min, c_max=t.c_max,
-                                       max_iter=t.max_iter, search=t.search, seed=cfg.seed)
+                                       max_iter=t.max_iter, search=t.search, seed=cfg.seed,
+                                       progress=cfg.progress, desc=f"{name} C search")
     if t.knn:
         bank = (np.concatenate([feats["train"][0], feats["val"][0]]),
                 np.concatenate([feats["train"][1], feats["val"][1]]))

@@ -22,10 +22,27 @@ SPARSITY_THRESHOLD = 1e-5
 EPS_SQUARED = 0.5
 
 
+CHUNK = 8192
+"""Rows per block when accumulating XᵀX (bounded memory on 50k x 2048 features)."""
+
+
 def l2_normalize(x) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
+    """Rows scaled to unit ℓ2 norm (float32 stays float32; anything else becomes float64)."""
+    x = np.asarray(x)
+    x = x.astype(np.float32 if x.dtype == np.float32 else np.float64, copy=False)
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.maximum(norm, 1e-12)
+
+
+def _moments(x):
+    """``(XᵀX, column sums)`` in float64, accumulated over row blocks."""
+    d = x.shape[1]
+    gram, total = np.zeros((d, d)), np.zeros(d)
+    for start in range(0, len(x), CHUNK):
+        block = np.asarray(x[start:start + CHUNK], dtype=np.float64)
+        gram += block.T @ block
+        total += block.sum(axis=0)
+    return gram, total
 
 
 def sparsity(x, threshold: float = SPARSITY_THRESHOLD) -> float:
@@ -38,10 +55,10 @@ def intra_class_distance(x, labels) -> float:
     """Mean over classes (>= 2 samples) of the mean pairwise ℓ2 distance within the class."""
     import torch
 
-    x, labels = np.asarray(x, dtype=np.float64), np.asarray(labels)
+    x, labels = np.asarray(x), np.asarray(labels)
     means = []
     for c in np.unique(labels):
-        xc = torch.from_numpy(x[labels == c])
+        xc = torch.from_numpy(np.ascontiguousarray(x[labels == c], dtype=np.float64))
         n = len(xc)
         if n < 2:
             continue
@@ -52,21 +69,20 @@ def intra_class_distance(x, labels) -> float:
 
 def redundancy(x) -> float:
     """``(1/d²) Σ_i Σ_j |ρ_ij|``; constant dimensions contribute 0."""
-    x = np.asarray(x, dtype=np.float64)
-    d = x.shape[1]
-    xc = x - x.mean(axis=0)
-    std = np.sqrt((xc ** 2).sum(axis=0))
-    live = std > 0
-    z = xc[:, live] / std[live]
-    rho = z.T @ z                                                             # (d', d')
+    n, d = np.shape(x)
+    gram, total = _moments(x)
+    cov = gram - np.outer(total, total) / n                                   # n · covariance
+    var = np.diag(cov).copy()
+    live = var > 1e-10 * np.maximum(np.diag(gram), 1e-300)  # constant columns: var ~ 0
+    std = np.sqrt(var[live])
+    rho = cov[np.ix_(live, live)] / np.outer(std, std)                        # (d', d')
     return float(np.abs(rho).sum() / d ** 2)
 
 
 def coding_length(x, eps_squared: float = EPS_SQUARED) -> float:
     """``½ log det(I_d + d/(N ε²) XᵀX)`` in nats."""
-    x = np.asarray(x, dtype=np.float64)
-    n, d = x.shape
-    gram = x.T @ x                                                            # (d, d)
+    n, d = np.shape(x)
+    gram, _ = _moments(x)                                                     # (d, d)
     sign, logdet = np.linalg.slogdet(np.eye(d) + (d / (n * eps_squared)) * gram)
     assert sign > 0  # I + PSD is positive definite
     return float(0.5 * logdet)

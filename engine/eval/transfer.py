@@ -48,14 +48,21 @@ def _search_backend(search: str) -> str:
 
 
 def tune_c(xtr, ytr, xval, yval, *, trials=25, c_min=1e-6, c_max=1e5, max_iter=1000,
-           search="auto", seed=0) -> dict:
+           search="auto", seed=0, progress=False, desc="C search") -> dict:
     """Best C on the validation split: ``{"C", "val_top1", "trials", "search", "history"}``."""
+    import sys
+
+    from tqdm import tqdm
+
     backend = _search_backend(search)
     history = []
+    bar = tqdm(total=trials, desc=desc, unit="fit", disable=not progress, file=sys.stderr,
+               leave=False)
 
     def score(c):
         acc, _ = _fit_score(c, xtr, ytr, xval, yval, max_iter)
         history.append([float(c), acc])
+        bar.update(1)
         return acc
 
     if backend == "optuna":
@@ -69,17 +76,18 @@ def tune_c(xtr, ytr, xval, yval, *, trials=25, c_min=1e-6, c_max=1e5, max_iter=1
     else:
         for c in np.logspace(np.log10(c_min), np.log10(c_max), trials):
             score(float(c))
+    bar.close()
     best_c, best_acc = max(history, key=lambda h: (h[1], -abs(np.log10(h[0]))))
     return {"C": best_c, "val_top1": best_acc, "trials": len(history),
             "search": "optuna-tpe" if backend == "optuna" else "grid", "history": history}
 
 
 def linear_probe(train, val, test, *, trials=25, c_min=1e-6, c_max=1e5, max_iter=1000,
-                 search="auto", seed=0) -> dict:
+                 search="auto", seed=0, progress=False, desc="C search") -> dict:
     """Tune C on (train, val), refit on train + val, score on test. Each argument is a pair
     ``(features (N, D), labels (N,))``."""
     tuned = tune_c(*train, *val, trials=trials, c_min=c_min, c_max=c_max, max_iter=max_iter,
-                   search=search, seed=seed)
+                   search=search, seed=seed, progress=progress, desc=desc)
     xtv = np.concatenate([train[0], val[0]])
     ytv = np.concatenate([train[1], val[1]])
     top1, converged = _fit_score(tuned["C"], xtv, ytv, *test, max_iter)

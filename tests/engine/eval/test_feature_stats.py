@@ -46,3 +46,14 @@ def test_diagnostics_normalise_rows_first():
     assert out["sparsity_pct"] == pytest.approx(100 * 2 / 6)
     assert out["intra_class_l2"] == pytest.approx(math.hypot(0.6, 0.2))
     assert out["dim"] == 2 and out["num_samples"] == 3 and out["normalized"] == "l2"
+
+
+def test_block_accumulation_matches_numpy_references(monkeypatch):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((50, 7)).astype(np.float32) @ rng.standard_normal((7, 7)).astype(
+        np.float32)
+    monkeypatch.setattr(fs, "CHUNK", 6)  # several blocks
+    assert fs.redundancy(x) == pytest.approx(np.abs(np.corrcoef(x.T.astype(np.float64))).mean())
+    xd = x.astype(np.float64)
+    ref = 0.5 * np.linalg.slogdet(np.eye(7) + 7 / (50 * 0.5) * xd.T @ xd)[1]
+    assert fs.coding_length(x) == pytest.approx(ref)
