@@ -66,7 +66,8 @@ def evaluate_data(path: str, cfg: EvalDataConfig) -> tuple[dict, dict]:
                "skipped": []}
     extras = {}
     chosen = per_class_draw(labels, cfg.images_per_class, cfg.seed)
-    ref_chosen = per_class_draw(ref_labels, cfg.images_per_class, cfg.seed) if cfg.reference else None
+    ref_chosen = (per_class_draw(ref_labels, cfg.images_per_class, cfg.seed)
+                  if cfg.reference else None)
     if cfg.images_per_class is not None:
         results["images_per_class"] = cfg.images_per_class
 

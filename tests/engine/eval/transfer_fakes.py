@@ -135,7 +135,8 @@ def cars(root, classes=("AM General Hummer SUV 2000", "Acura RL Sedan 2012"), pe
 def eurosat(root, classes=("AnnualCrop", "Forest", "River"), per=5):
     for c, name in enumerate(classes):
         for i in range(per):
-            colored(os.path.join(root, "eurosat", "2750", name, f"{name}_{i + 1}.jpg"), c, 9 * c + i)
+            path = os.path.join(root, "eurosat", "2750", name, f"{name}_{i + 1}.jpg")
+            colored(path, c, 9 * c + i)
     return {"all": [c for c in range(len(classes)) for _ in range(per)]}
 
 
