@@ -13,3 +13,13 @@ class LoadersError(Exception):
 
 class LoaderConfigError(LoadersError, ValueError):
     """A loader option or combination of sources that cannot work (message says which)."""
+
+
+class BackendUnavailable(LoadersError, ImportError):
+    """A loader backend whose library is not installed or cannot run here (message says which
+    extra or device to install or use)."""
+
+
+class LoaderWorkerError(LoadersError, RuntimeError):
+    """A decode worker (thread or process) failed or stopped answering; the message names the
+    backend, the file and the cause, so a crash never becomes a silent hang."""

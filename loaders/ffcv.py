@@ -1,0 +1,336 @@
+"""FFCV backend: numba-compiled JPEG decoding (libjpeg-turbo) on CPU threads, CPU or CUDA output.
+
+Pipelines (ffcv-imagenet's, with the CPU bug avoided)::
+
+    train: RandomResizedCrop decode -> flip -> [normalize] -> ToTensor -> [ToDevice] -> ToTorchImage
+    eval:  CenterCrop decode (side = ratio * short side, ratio 224/256) -> same tail
+
+On CPU ``NormalizeImage`` runs *before* ``ToTensor`` (a jitted op after non-jitted ones makes
+``Loader.__init__`` spin forever, libffcv/ffcv#396; PLATFORM.md). On CUDA the uint8 batch is
+moved with ``ToDevice`` and normalised there by torch (FFCV's GPU normaliser needs cupy).
+
+Row control: one ``ffcv.loader.Loader`` per file, driven by an epoch iterator that takes the
+plan's rows of that file for each batch as its own chunks (FFCV's ``EpochIterator`` with the
+chunks given instead of cut from a traversal order), so the plan, not FFCV, decides which rows
+form each batch; the memory manager (OS cache or FFCV's process cache) schedules pages from the
+same chunks. Only the fields a batch needs (image, label, sample_id) are decoded; every other
+field of the file (recipe, prompt, ...) is disabled from the file's own field list. A worker
+exception, or no batch within ``LoaderConfig.timeout``, raises :class:`LoaderWorkerError`
+instead of blocking forever (FFCV's own iterator waits forever when its thread dies).
+"""
+from __future__ import annotations
+
+import functools
+import queue
+import threading
+import time
+
+import numpy as np
+import torch
+
+from loaders.batch import Batch
+from loaders.errors import LoaderConfigError, LoaderWorkerError
+
+__all__ = ["FFCVBackend", "image_pipeline", "require"]
+
+_FAILED = object()
+"""Queue marker: the epoch thread died (its exception is on the iterator)."""
+RING = 2
+"""Output buffers reused in turn: a batch stays valid until the next-but-one is requested."""
+
+
+def require() -> None:
+    """Import FFCV (ModuleNotFoundError names what is missing)."""
+    import ffcv.loader  # noqa: F401
+
+
+def _threading_layer_is_threadsafe() -> bool:
+    """numba's tbb and omp layers accept parallel calls from several threads; workqueue aborts
+    the process, so per-file pipelines must then take turns."""
+    for mod in ("numba.np.ufunc.tbbpool", "numba.np.ufunc.omppool"):
+        try:
+            __import__(mod)
+            return True
+        except ImportError:
+            continue
+    return False
+
+
+def _on_gpu(config) -> bool:
+    return config.device.startswith("cuda")
+
+
+def image_pipeline(config, size: int | None = None) -> list:
+    """The FFCV image pipeline of ``config`` (train or eval, CPU or CUDA, float or uint8)."""
+    from ffcv.fields.rgb_image import CenterCropRGBImageDecoder, RandomResizedCropRGBImageDecoder
+    from ffcv.transforms import (NormalizeImage, RandomHorizontalFlip, ToDevice, ToTensor,
+                                 ToTorchImage)
+
+    size = size or config.image_size
+    if config.pipeline == "train":
+        ops = [RandomResizedCropRGBImageDecoder((size, size), scale=config.crop_scale,
+                                                ratio=config.crop_ratio)]
+        if config.flip:
+            ops.append(RandomHorizontalFlip())
+    else:
+        ops = [CenterCropRGBImageDecoder((size, size), ratio=config.center_crop_ratio)]
+    if not _on_gpu(config) and config.dtype != "uint8":
+        # NormalizeImage before ToTensor on CPU: libffcv/ffcv#396 (Loader.__init__ spins)
+        dtype = np.float16 if config.dtype == "float16" else np.float32
+        ops.append(NormalizeImage(np.array(config.mean) * 255, np.array(config.std) * 255, dtype))
+    ops.append(ToTensor())
+    if _on_gpu(config):
+        ops.append(ToDevice(torch.device(config.device), non_blocking=True))
+    ops.append(ToTorchImage(channels_last=True))
+    return ops
+
+
+@functools.lru_cache(maxsize=None)
+def _epoch_iterator_class():
+    """FFCV's ``EpochIterator`` with :class:`_SafeMixin` (made on first use: importing this
+    module does not import FFCV)."""
+    from ffcv.loader.epoch_iterator import EpochIterator
+
+    return type("SafeEpochIterator", (_SafeMixin, EpochIterator), {})
+
+
+class _SafeMixin:
+    """FFCV's ``EpochIterator`` fed with explicit chunks, failing loudly (see module doc)."""
+
+    def __init__(self, loader, chunks, timeout: float, what: str, lock=None):
+        from ffcv.loader.epoch_iterator import IS_CUDA
+
+        threading.Thread.__init__(self, daemon=True, name=f"ffcv-epoch {what}")
+        self.loader, self.what, self.timeout, self.lock = loader, what, timeout, lock
+        self.error = None
+        self.order = np.concatenate(chunks) if chunks else np.zeros(0, np.uint64)
+        self.metadata = loader.reader.metadata
+        self.current_batch_slot = 0
+        self.iter_ixes = iter(chunks)
+        self.closed = False
+        self.output_queue = queue.Queue(loader.batches_ahead)
+        self.terminate_event = threading.Event()
+        self.memory_context = loader.memory_manager.schedule_epoch(chunks)
+        if IS_CUDA:
+            self.current_stream = torch.cuda.current_stream()
+        try:
+            self.memory_context.__enter__()
+        except MemoryError:
+            raise LoaderConfigError(f"{what}: not enough memory for FFCV's page cache; use "
+                                    "order=quasi_random with os_cache off, or os_cache on") from None
+        self.storage_state = self.memory_context.state
+        self.cuda_streams = [(torch.cuda.Stream() if IS_CUDA else None)
+                             for _ in range(loader.batches_ahead + 2)]
+        self.memory_allocations = loader.graph.allocate_memory(loader.batch_size,
+                                                               loader.batches_ahead + 2)
+        self.start()
+
+    def run(self):
+        try:
+            super().run()
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, never lost
+            self.error = exc
+            while not self.terminate_event.is_set():
+                try:
+                    self.output_queue.put(_FAILED, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+
+    def run_pipeline(self, *args):
+        if self.lock is None:
+            return super().run_pipeline(*args)
+        with self.lock:
+            return super().run_pipeline(*args)
+
+    def __next__(self):
+        from ffcv.loader.epoch_iterator import IS_CUDA
+
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                result = self.output_queue.get(timeout=0.5)
+                break
+            except queue.Empty:
+                if not self.is_alive() and self.output_queue.empty():
+                    self.close()
+                    raise LoaderWorkerError(f"ffcv: the decode thread for {self.what} stopped "
+                                            "without a result") from None
+                if time.monotonic() > deadline:
+                    self.close()
+                    raise LoaderWorkerError(f"ffcv: no batch from {self.what} within "
+                                            f"{self.timeout:g} s (stuck decode worker?)") from None
+        if result is _FAILED:
+            self.close()
+            raise LoaderWorkerError(f"ffcv: decoding {self.what} failed: "
+                                    f"{type(self.error).__name__}: {self.error}") from self.error
+        if result is None:
+            self.close()
+            raise StopIteration
+        slot, result = result
+        if IS_CUDA:
+            self.current_stream.wait_stream(self.cuda_streams[slot])
+        return result
+
+
+class _FileLoader:
+    """One ``ffcv.loader.Loader`` over one file, decoding image, label and sample_id only."""
+
+    def __init__(self, path: str, fields: list[str], image_field: str, has_sample_id: bool,
+                 config, lock):
+        from ffcv.fields.basics import IntDecoder
+        from ffcv.loader import Loader, OrderOption
+        from ffcv.transforms import ToTensor
+
+        self.path, self.config, self.lock = path, config, lock
+        pipelines = {name: None for name in fields}  # disable every other field
+        self.image_ops = image_pipeline(config)
+        pipelines[image_field] = self.image_ops
+        pipelines["label"] = [IntDecoder(), ToTensor()]
+        if has_sample_id:
+            pipelines["sample_id"] = [IntDecoder(), ToTensor()]
+        self.outputs = [n for n in fields if pipelines[n] is not None]
+        self.image_index = self.outputs.index(image_field)
+        self.loader = Loader(path, batch_size=config.batch_size,
+                             num_workers=config.workers or -1, os_cache=config.os_cache,
+                             order=OrderOption.SEQUENTIAL, seed=0, pipelines=pipelines,
+                             drop_last=False, batches_ahead=config.batches_ahead)
+
+    def epoch(self, chunks: list[np.ndarray]):
+        from ffcv.pipeline.compiler import Compiler
+
+        Compiler.set_num_threads(self.loader.num_workers)
+        if self.loader.code is None:
+            self.loader.generate_code()
+        return _epoch_iterator_class()(self.loader, chunks, self.config.timeout, self.path,
+                                       self.lock)
+
+    def set_image_size(self, size: int) -> None:
+        self.image_ops[0].output_size = (size, size)
+        self.loader.generate_code()
+
+
+class FFCVBackend:
+    """The FFCV backend (see module doc and :mod:`loaders.backends` for the contract)."""
+
+    name = "ffcv"
+
+    def __init__(self, sources, config):
+        self.config = config
+        self.files = []  # (path, source, index of the file within its source)
+        for s in sources:
+            self.files += [(p, s, k) for k, p in enumerate(s.paths)]
+        self.file_offsets = np.concatenate(
+            [[0], np.cumsum([int(s.sizes[k]) for _, s, k in self.files])]).astype(np.int64)
+        self.labels_all = np.concatenate([s.labels_all for s in sources])
+        self.lock = None if _threading_layer_is_threadsafe() else threading.Lock()
+        self._loaders: dict[int, _FileLoader] = {}
+        self._ring: dict = {}
+        self._ring_next = 0
+        self._size = config.image_size
+        if _on_gpu(config) and not torch.cuda.is_available():
+            raise LoaderConfigError(f"device={config.device!r} but CUDA is not available here; "
+                                    "use device=cpu")
+
+    def _loader(self, f: int) -> _FileLoader:
+        if f not in self._loaders:
+            path, s, _ = self.files[f]
+            fields = s.fields[s.paths.index(path)]
+            fl = _FileLoader(path, fields, s.image_field, s.has_sample_id, self.config, self.lock)
+            if self._size != self.config.image_size:
+                fl.set_image_size(self._size)
+            self._loaders[f] = fl
+        return self._loaders[f]
+
+    def set_image_size(self, size: int) -> None:
+        self._size = size
+        for fl in self._loaders.values():
+            fl.set_image_size(size)
+        self._ring.clear()
+
+    # ------------------------------------------------------------------ epoch
+    def _split(self, plan):
+        """Per batch: [(file, positions in the batch, rows in the file)]; per file: chunks."""
+        rows = plan.rows
+        file_of = np.searchsorted(self.file_offsets, rows, side="right") - 1
+        local = (rows - self.file_offsets[file_of]).astype(np.uint64)
+        layout, chunks = [], {}
+        for b in range(len(plan)):
+            s, e = int(plan.starts[b]), int(plan.starts[b + 1])
+            fb = file_of[s:e]
+            parts = []
+            for f in np.unique(fb):
+                pos = np.flatnonzero(fb == f)
+                parts.append((int(f), pos))
+                chunks.setdefault(int(f), []).append(local[s:e][pos])
+            layout.append(parts)
+        return layout, chunks, file_of
+
+    def batches(self, plan, epoch: int):
+        layout, chunks, file_of = self._split(plan)
+        iters = {}
+        try:
+            for f, ch in chunks.items():
+                iters[f] = self._loader(f).epoch(ch)
+            for b, parts in enumerate(layout):
+                s, e = int(plan.starts[b]), int(plan.starts[b + 1])
+                decoded = [(f, pos, next(iters[f])) for f, pos in parts]
+                yield self._assemble(decoded, plan.rows[s:e], file_of[s:e], int(plan.num_real[b]))
+        finally:
+            for it in iters.values():
+                it.close()
+
+    def _out(self, n: int, like: torch.Tensor, dtype) -> torch.Tensor:
+        h, w = like.shape[-2:]
+        key = (n, h, w, dtype, str(like.device))
+        if key not in self._ring:
+            fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
+            self._ring[key] = [torch.empty((n, 3, h, w), dtype=dtype, device=like.device,
+                                           memory_format=fmt) for _ in range(RING)]
+        self._ring_next = (self._ring_next + 1) % RING
+        return self._ring[key][self._ring_next]
+
+    def _assemble(self, decoded, rows, file_of, num_real: int) -> Batch:
+        cfg = self.config
+        n = len(rows)
+        first = decoded[0][2][self._loaders[decoded[0][0]].image_index]
+        gpu_float = _on_gpu(cfg) and cfg.dtype != "uint8"
+        out_dtype = {"float32": torch.float32, "float16": torch.float16,
+                     "uint8": torch.uint8}[cfg.dtype]
+        whole = len(decoded) == 1 and len(decoded[0][1]) == n
+        if whole and cfg.channels_last and not gpu_float:
+            images = first  # FFCV's own buffer, already in the requested form
+        else:
+            images = self._out(n, first, out_dtype)
+            for f, pos, out in decoded:
+                part = out[self._loaders[f].image_index]
+                if len(pos) == pos[-1] - pos[0] + 1:  # contiguous rows: a slice copy
+                    images[int(pos[0]):int(pos[-1]) + 1].copy_(part)
+                else:
+                    images[torch.from_numpy(pos).to(images.device)] = part.to(out_dtype)
+            if gpu_float:
+                mean = torch.tensor(cfg.mean, device=images.device).view(1, 3, 1, 1) * 255
+                std = torch.tensor(cfg.std, device=images.device).view(1, 3, 1, 1) * 255
+                images.sub_(mean).div_(std)
+        labels = torch.empty(n, dtype=torch.int64)
+        sample_id = torch.empty(n, dtype=torch.int64)
+        for f, pos, out in decoded:
+            fl = self._loaders[f]
+            idx = torch.from_numpy(pos)
+            labels[idx] = out[fl.outputs.index("label")].view(-1).to(torch.int64)
+            if "sample_id" in fl.outputs:
+                sample_id[idx] = out[fl.outputs.index("sample_id")].view(-1).to(torch.int64)
+            else:
+                sample_id[idx] = torch.from_numpy(rows[pos] - self.file_offsets[f])
+        expected = torch.from_numpy(self.labels_all[rows])
+        if not torch.equal(labels, expected):  # FFCV must deliver exactly the planned rows
+            raise LoaderWorkerError("ffcv: decoded labels differ from the planned rows' labels "
+                                    "(rows out of order); please report this")
+        if cfg.device != "cpu":
+            labels = labels.to(cfg.device, non_blocking=True)
+        return Batch(images, labels, num_real, sample_id=sample_id,
+                     source=torch.from_numpy(file_of.astype(np.int64)))
+
+    def close(self) -> None:
+        self._loaders.clear()
+        self._ring.clear()
