@@ -47,6 +47,14 @@ class Batch(tuple):
     def batch_size(self) -> int:
         return len(self[1])
 
+    def clone(self) -> "Batch":
+        """A copy that shares no memory with the loader (loaders reuse their output buffers:
+        a batch is valid until the next-but-one is requested)."""
+        def copy(t):
+            return t.clone() if hasattr(t, "clone") else t
+        return Batch(copy(self[0]), copy(self[1]), self[2], copy(self.sample_id),
+                     copy(self.source))
+
     def __repr__(self) -> str:
         shape = tuple(getattr(self[0], "shape", ()))
         return f"Batch(images={shape}, batch_size={self.batch_size}, num_real={self[2]})"

@@ -184,8 +184,9 @@ class _FileLoader:
 
         self.path, self.config, self.lock = path, config, lock
         pipelines = {name: None for name in fields}  # disable every other field
-        self.image_ops = image_pipeline(config)
-        pipelines[image_field] = self.image_ops
+        ops = image_pipeline(config)
+        self.decoder = ops[0]  # FFCV pops the decoder out of the list it is given
+        pipelines[image_field] = list(ops)
         pipelines["label"] = [IntDecoder(), ToTensor()]
         if has_sample_id:
             pipelines["sample_id"] = [IntDecoder(), ToTensor()]
@@ -206,7 +207,7 @@ class _FileLoader:
                                        self.lock)
 
     def set_image_size(self, size: int) -> None:
-        self.image_ops[0].output_size = (size, size)
+        self.decoder.output_size = (size, size)
         self.loader.generate_code()
 
 

@@ -20,7 +20,7 @@ import os
 import numpy as np
 from ffcv.fields import IntField, RGBImageField
 
-from loaders.beton.format import BetonFormatError
+from loaders.beton.format import IMAGE_MODE_RAW, BetonFormatError
 from loaders.beton.reader import BetonReader
 from loaders.errors import LoaderConfigError
 
@@ -94,6 +94,10 @@ class BetonSource:
                                              for r in readers]).astype(np.int64)
         self.image_widths = np.concatenate([_column(r, self.image_field)["width"]
                                             for r in readers]).astype(np.int64)
+        self.image_raw = np.concatenate([_column(r, self.image_field)["mode"] == IMAGE_MODE_RAW
+                                         for r in readers])
+        self.sample_ids_all = (np.concatenate([_column(r, SAMPLE_ID_FIELD) for r in readers])
+                               .astype(np.int64) if self.has_sample_id else None)
         for r in readers:
             r.close()
         self.rows = self._check_subset(subset)

@@ -150,9 +150,11 @@ class BetonReader:
             j = k
         return self._buf[ptr:ptr + int(self._sizes[j])]
 
-    def encoded(self, i: int, name: str = "image") -> EncodedBytes:
+    def encoded(self, i: int, name: str = "image", view: bool = False) -> EncodedBytes:
         """The stored bytes of field ``name`` of sample ``i`` and their mode (``jpg``/``raw``
-        for images, ``bytes`` otherwise); ``.height``/``.width`` for images."""
+        for images, ``bytes`` otherwise); ``.height``/``.width`` for images. ``view=True``
+        gives a read-only uint8 array over the mapped file instead of a copy (zero-copy; valid
+        while the reader is open)."""
         if name not in self.fields:
             raise KeyError(f"no field {name!r}; fields are {self._names}")
         field, k = self.fields[name], self._names.index(name)
@@ -162,14 +164,16 @@ class BetonReader:
             mode = int(rec["mode"])
             if mode not in (fmt.IMAGE_MODE_JPG, fmt.IMAGE_MODE_RAW):
                 self._fail(f"sample {i}: unknown image mode {mode}")
-            data = self._blob(i, int(rec["data_ptr"])).tobytes()
+            data = self._blob(i, int(rec["data_ptr"]))
+            data = data if view else data.tobytes()
             return EncodedBytes(data, "jpg" if mode == fmt.IMAGE_MODE_JPG else "raw",
                                 int(rec["height"]), int(rec["width"]))
         slot = fmt.pointer_slot(field)
         if slot is None:
             raise ValueError(f"field {name!r} ({type(field).__name__}) has no encoded bytes")
         ptr = int(rec[slot]) if slot else int(rec)
-        return EncodedBytes(self._blob(i, ptr).tobytes(), "bytes")
+        blob = self._blob(i, ptr)
+        return EncodedBytes(blob if view else blob.tobytes(), "bytes")
 
     def read(self, i: int) -> dict:
         """Decoded values of sample ``i``: images HxWx3 uint8 RGB, ints, floats, bytes arrays

@@ -13,9 +13,13 @@ PAGE = 1 << 21
 
 
 def image(i: int, h: int | None = None, w: int | None = None) -> np.ndarray:
-    """A smooth RGB image unique to ``i``, of a sample-specific size (about 40-70 px)."""
-    h = h or 40 + (i * 7) % 31
-    w = w or 44 + (i * 11) % 29
+    """A smooth RGB image unique to ``i``, of a sample-specific size (40-75 px), landscape for
+    even ``i`` and portrait for odd ``i``, never nearly square (sides differ by >= 8 px, so a
+    random crop of area 1 and aspect 1 always falls back to the centred square)."""
+    short = 40 + (i * 7) % 23
+    long = short + 8 + (i * 5) % 13
+    h = h or (short if i % 2 == 0 else long)
+    w = w or (long if i % 2 == 0 else short)
     y, x = np.mgrid[0:h, 0:w]
     img = np.stack([(x * 4 + 9 * i) % 256, (y * 5 + 5 * i) % 256,
                     ((x + y) * 2 + 3 * i) % 256], -1)

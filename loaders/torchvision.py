@@ -1,0 +1,317 @@
+"""torchvision backend: the baseline users write today (PIL decoding, transforms v2, DataLoader
+worker processes), over .beton files or over an image folder.
+
+* :class:`BetonDataset`: ``dataset[row]`` decodes row ``row`` of one or more .beton files with
+  PIL (raw-stored images are wrapped, not decoded) -> ``(image, label, sample_id, file)``.
+* :class:`ImageFolderDataset`: an ``ImageFolder`` tree ``root/<class>/**/<image>`` listed by
+  :func:`loaders.files.list_image_folder` (the product's one lister); labels are ImageNet-1K
+  indices of wnid folder names (as ``synthclone pack`` assigns them) or, with
+  ``labels="compact"``, ``0..k-1`` in sorted folder order (torchvision's ``ImageFolder``).
+* :func:`train_transform` / :func:`eval_transform`: RandomResizedCrop + flip, or the standard
+  resize to ``size / center_crop_ratio`` then center crop; ToImage, ToDtype, Normalize.
+* :class:`TorchvisionBackend`: the backend contract of :mod:`loaders.backends`; rows come from
+  the plan through a batch sampler, so it delivers the same rows as the FFCV and DALI backends.
+* :func:`folder_loader`: a train or eval loader over an image folder (this backend only).
+"""
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import torch
+
+from loaders.batch import Batch
+from loaders.errors import LoaderConfigError, LoaderWorkerError, LoadersError
+
+__all__ = ["BetonDataset", "ImageFolderDataset", "FolderSource", "TorchvisionBackend",
+           "train_transform", "eval_transform", "folder_loader", "require"]
+
+
+def require() -> None:
+    """Import torchvision (ModuleNotFoundError names what is missing)."""
+    import torchvision.transforms.v2  # noqa: F401
+
+
+def _tail(config) -> list:
+    from torchvision.transforms import v2
+
+    ops = [v2.PILToTensor()]
+    if config.dtype != "uint8":
+        dtype = torch.float16 if config.dtype == "float16" else torch.float32
+        ops += [v2.ToDtype(dtype, scale=True), v2.Normalize(list(config.mean), list(config.std))]
+    return ops
+
+
+def train_transform(config, size: int | None = None):
+    """RandomResizedCrop(size, crop_scale, crop_ratio) -> flip -> tensor (normalised float or
+    uint8), applied to a PIL image."""
+    from torchvision.transforms import v2
+
+    size = size or config.image_size
+    ops = [v2.RandomResizedCrop(size, scale=config.crop_scale, ratio=config.crop_ratio,
+                                antialias=True)]
+    if config.flip:
+        ops.append(v2.RandomHorizontalFlip())
+    return v2.Compose(ops + _tail(config))
+
+
+def eval_transform(config, size: int | None = None):
+    """Resize the short side to ``round(size / center_crop_ratio)`` (256 for 224) -> center crop
+    ``size`` -> tensor: the standard ImageNet evaluation transform."""
+    from torchvision.transforms import v2
+
+    size = size or config.image_size
+    return v2.Compose([v2.Resize(int(round(size / config.center_crop_ratio)), antialias=True),
+                       v2.CenterCrop(size)] + _tail(config))
+
+
+def _transform(config, size=None):
+    return (train_transform if config.pipeline == "train" else eval_transform)(config, size)
+
+
+class BetonDataset(torch.utils.data.Dataset):
+    """Rows of .beton files (one concatenated row space), decoded with PIL (module doc)."""
+
+    def __init__(self, paths, transform=None, image_field: str = "image"):
+        self.paths = [paths] if isinstance(paths, str) else list(paths)
+        self.transform, self.image_field = transform, image_field
+        self._readers = None
+        from loaders.beton.reader import BetonReader
+
+        sizes = []
+        for p in self.paths:
+            with BetonReader(p) as r:
+                sizes.append(len(r))
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    def __getstate__(self):  # worker processes reopen the files
+        return {**self.__dict__, "_readers": None}
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def _reader(self, f: int):
+        from loaders.beton.reader import BetonReader
+
+        if self._readers is None:
+            self._readers = [BetonReader(p) for p in self.paths]
+        return self._readers[f]
+
+    def decode(self, row: int):
+        """-> (PIL RGB image, metadata dict of the other int fields) of one row."""
+        from PIL import Image
+
+        f = int(np.searchsorted(self.offsets, row, side="right") - 1)
+        r, i = self._reader(f), int(row - self.offsets[f])
+        enc = r.encoded(i, self.image_field)
+        data, mode = enc
+        if mode == "raw":
+            img = Image.frombuffer("RGB", (enc.width, enc.height), data, "raw", "RGB", 0, 1)
+        else:
+            try:
+                img = Image.open(io.BytesIO(data))
+                img = img.convert("RGB")
+            except Exception as exc:  # noqa: BLE001 - PIL raises many types on bad bytes
+                raise LoadersError(f"{r.path}: sample {i}: undecodable image ({exc})") from None
+        rec = r.metadata[i]
+        names = list(r.fields)
+        label = int(rec[f"f{names.index('label')}"])
+        sid = int(rec[f"f{names.index('sample_id')}"]) if "sample_id" in names else i
+        return img, label, sid, f
+
+    def __getitem__(self, row: int):
+        img, label, sid, f = self.decode(int(row))
+        if self.transform is not None:
+            img = self.transform(img)
+        return img, label, sid, f
+
+
+class ImageFolderDataset(torch.utils.data.Dataset):
+    """An ImageFolder tree (module doc): ``dataset[i] -> (image, label, i, 0)``."""
+
+    def __init__(self, root: str, transform=None, labels: str = "imagenet1k"):
+        from loaders.files import list_image_folder
+
+        items = list_image_folder(root)
+        classes = sorted({c for _, c in items})
+        if labels == "compact":
+            index = {c: k for k, c in enumerate(classes)}
+        elif labels == "imagenet1k":
+            from engine.catalog.classes import _wnid_to_index  # loaders may import the catalog
+
+            table = _wnid_to_index()
+            unknown = [c for c in classes if c not in table]
+            if unknown:
+                raise LoaderConfigError(f"{root}: folder names {unknown[:5]} are not ImageNet-1K "
+                                        "wnids; rename them or use labels='compact'")
+            index = {c: table[c] for c in classes}
+        else:
+            raise LoaderConfigError(f"labels={labels!r}: use imagenet1k or compact")
+        self.root, self.transform, self.classes = root, transform, classes
+        self.paths = [p for p, _ in items]
+        self.targets = np.array([index[c] for _, c in items], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        try:
+            with Image.open(self.paths[i]) as im:
+                img = im.convert("RGB")
+        except (OSError, ValueError) as exc:
+            raise LoadersError(f"{self.paths[i]}: unreadable image ({exc})") from None
+        if self.transform is not None:
+            img = self.transform(img)
+        return img, int(self.targets[i]), int(i), 0
+
+
+class FolderSource:
+    """An image folder seen as a loader source (what :mod:`loaders.plan` needs of a source)."""
+
+    synthetic = False
+
+    def __init__(self, root: str, labels: str = "imagenet1k", subset=None):
+        self.dataset = ImageFolderDataset(root, labels=labels)
+        self.name, self.paths = root, [root]
+        self.total = len(self.dataset)
+        self.sizes = np.array([self.total], dtype=np.int64)
+        self.labels_all = self.dataset.targets
+        self.rows = (np.arange(self.total, dtype=np.int64) if subset is None
+                     else np.asarray(subset, dtype=np.int64))
+        self.pages = np.zeros(len(self.rows), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.labels_all[self.rows]
+
+
+class _PlanSampler(torch.utils.data.Sampler):
+    """Yields the current epoch plan's batches (set before each epoch)."""
+
+    def __init__(self):
+        self.plan = None
+
+    def __iter__(self):
+        for b in range(len(self.plan)):
+            yield self.plan.batch(b).tolist()
+
+    def __len__(self) -> int:
+        return len(self.plan) if self.plan is not None else 0
+
+
+def _collate(items):
+    images = torch.stack([it[0] for it in items])
+    labels = torch.tensor([it[1] for it in items], dtype=torch.int64)
+    sids = torch.tensor([it[2] for it in items], dtype=torch.int64)
+    files = torch.tensor([it[3] for it in items], dtype=torch.int64)
+    return images, labels, sids, files
+
+
+class _Concat(torch.utils.data.Dataset):
+    """Datasets of several sources in one row space; ``file`` is numbered across sources."""
+
+    def __init__(self, parts):
+        self.parts = parts  # (dataset, row offset, file offset)
+        self.starts = np.array([o for _, o, _ in parts], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return sum(len(d) for d, _, _ in self.parts)
+
+    def __getitem__(self, row: int):
+        k = int(np.searchsorted(self.starts, row, side="right") - 1)
+        d, off, foff = self.parts[k]
+        img, label, sid, f = d[int(row - off)]
+        return img, label, sid, f + foff
+
+
+class TorchvisionBackend:
+    """The torchvision backend (module doc; contract in :mod:`loaders.backends`)."""
+
+    name = "torchvision"
+
+    def __init__(self, sources, config):
+        self.config = config
+        parts, row_off, file_off = [], 0, 0
+        for s in sources:
+            ds = s.dataset if isinstance(s, FolderSource) else BetonDataset(
+                s.paths, image_field=s.image_field)
+            parts.append((ds, row_off, file_off))
+            row_off += s.total
+            file_off += len(s.paths)
+        self.datasets = [d for d, _, _ in parts]
+        self.dataset = _Concat(parts)
+        self.sampler = _PlanSampler()
+        self._loader = None
+        self.set_image_size(config.image_size)
+
+    def set_image_size(self, size: int) -> None:
+        t = _transform(self.config, size)
+        for d in self.datasets:
+            d.transform = t
+        self._loader = None  # persistent workers hold the old transform: restart them
+
+    def _data_loader(self):
+        if self._loader is None:
+            cfg = self.config
+            workers = cfg.workers or os.cpu_count() or 1
+            self._loader = torch.utils.data.DataLoader(
+                self.dataset, batch_sampler=self.sampler, num_workers=workers,
+                collate_fn=_collate, pin_memory=cfg.device.startswith("cuda"),
+                timeout=cfg.timeout if workers else 0, persistent_workers=workers > 0,
+                prefetch_factor=cfg.batches_ahead if workers else None,
+                generator=torch.Generator().manual_seed(cfg.seed))
+        return self._loader
+
+    def batches(self, plan, epoch: int):
+        cfg = self.config
+        self.sampler.plan = plan
+        fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        it = iter(self._data_loader())
+        for b in range(len(plan)):
+            try:
+                images, labels, sids, files = next(it)
+            except StopIteration:
+                raise LoaderWorkerError(f"torchvision: the DataLoader ended after {b} of "
+                                        f"{len(plan)} batches") from None
+            except RuntimeError as exc:
+                if isinstance(exc, LoadersError):
+                    raise
+                msg = str(exc)
+                if "timed out" in msg or "exited unexpectedly" in msg or "worker" in msg:
+                    self._loader = None
+                    raise LoaderWorkerError(f"torchvision: a DataLoader worker failed: "
+                                            f"{msg.splitlines()[0]}") from exc
+                raise
+            if cfg.channels_last:
+                images = images.contiguous(memory_format=fmt)
+            if cfg.device != "cpu":
+                images = images.to(cfg.device, non_blocking=True)
+                labels = labels.to(cfg.device, non_blocking=True)
+            yield Batch(images, labels, int(plan.num_real[b]), sample_id=sids, source=files)
+
+    def close(self) -> None:
+        self._loader = None
+
+
+def folder_loader(root: str, config, labels: str = "imagenet1k", subset=None):
+    """A loader over an image folder (torchvision backend only): ``config.pipeline`` train
+    (shuffled by the plan) or eval (every image once, in listing order)."""
+    from loaders.mixing import BatchLoader, resolve_rank
+    from loaders.plan import SequentialPlan, UnionPlan
+
+    if config.backend != "torchvision":
+        raise LoaderConfigError(f"backend {config.backend!r} reads .beton files; pack the folder "
+                                "first (synthclone pack) or use backend=torchvision")
+    source = FolderSource(root, labels=labels, subset=subset)
+    rank, world = resolve_rank(config)
+    if config.pipeline == "eval":
+        plan = SequentialPlan(source, config.batch_size, rank, world)
+    else:
+        plan = UnionPlan([source], config.batch_size, config.seed, rank, world, config.order)
+    return BatchLoader([source], plan, config)

@@ -1,0 +1,177 @@
+"""FFCV backend: eval and train pipelines against plain references, planned rows, dual and
+union batches over several files, resume, resizing, and failures that raise instead of hang."""
+import numpy as np
+import pytest
+import torch
+
+from loaders.beton import BetonReader
+from loaders.beton.format import BetonFormatError
+from loaders.config import LoaderConfig, MixConfig
+from loaders.errors import LoaderWorkerError
+from loaders.mixing import DualDomainLoader, make_eval_loader, make_loader
+from loaders.sources import BetonSource
+from tests.loaders.loader_data import write_beton
+from tests.loaders.loader_refs import center_crop, expected_rows, normalize
+
+SIZE = 32
+# a train pipeline whose random crop is deterministic: area and aspect ratio 1 make FFCV fall
+# back to the centred square of the short side (ffcv get_random_crop), and no flip
+FIXED = dict(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=False)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ffcv")
+    return {"real": write_beton(d / "real.beton", 30, num_classes=3, label_base=10),
+            "syn0": write_beton(d / "syn0.beton", 26, num_classes=3, label_base=10,
+                                synthetic=True, sample_id_base=500),
+            "syn1": write_beton(d / "syn1.beton", 20, num_classes=3, label_base=10,
+                                synthetic=True, sample_id_base=900, write_mode="raw")}
+
+
+def cfg(**kw):
+    return LoaderConfig(**{"batch_size": 8, "image_size": SIZE, "workers": 1, **kw})
+
+
+def pixels(paths):
+    out = []
+    for p in paths:
+        with BetonReader(p) as r:
+            out += [r.read(i)["image"] for i in range(len(r))]
+    return out
+
+
+@pytest.mark.timeout(300)
+def test_eval_pipeline_equals_the_reference_in_file_order(files):
+    loader = make_eval_loader(files["real"], cfg(), batch_size=7)
+    imgs = pixels([files["real"]])
+    src = BetonSource(files["real"])
+    got = [b.clone() for b in loader]  # a batch is valid until the next-but-one
+    assert [b.batch_size for b in got] == [7, 7, 7, 7, 2]
+    images = torch.cat([b.images for b in got])
+    want = torch.from_numpy(np.stack([normalize(center_crop(im, SIZE, 224 / 256))
+                                      for im in imgs]))
+    torch.testing.assert_close(images, want, atol=1e-5, rtol=0)
+    assert torch.cat([b.labels for b in got]).tolist() == src.labels.tolist()
+    assert torch.cat([b.sample_id for b in got]).tolist() == list(range(30))
+    assert all(b.num_real == b.batch_size for b in got)
+
+
+@pytest.mark.timeout(300)
+def test_uint8_channels_last_output(files):
+    loader = make_eval_loader(files["real"], cfg(dtype="uint8", channels_last=True))
+    b = next(iter(loader))
+    assert b.images.dtype == torch.uint8 and b.images.shape == (8, 3, SIZE, SIZE)
+    assert b.images.is_contiguous(memory_format=torch.channels_last)
+    im0 = center_crop(pixels([files["real"]])[0], SIZE, 224 / 256)
+    assert (b.images[0].permute(1, 2, 0).numpy() == im0).all()
+
+
+def check_batches(loader, sources, epochs=2):
+    """Every batch holds exactly the planned rows, with matching labels, ids and pixels."""
+    imgs = pixels([p for s in sources for p in s.paths])
+    for epoch in range(epochs):
+        plan = loader.epoch_plan(epoch)
+        got = [b.clone() for b in loader]
+        assert len(got) == len(plan) == len(loader)
+        for b, batch in enumerate(got):
+            rows = plan.batch(b)
+            labels, sids = expected_rows(sources, rows)
+            assert batch.num_real == plan.num_real[b]
+            assert batch.labels.tolist() == labels.tolist()
+            assert batch.sample_id.tolist() == sids.tolist()
+            want = np.stack([normalize(center_crop(imgs[r], SIZE, 1.0)) for r in rows])
+            torch.testing.assert_close(batch.images, torch.from_numpy(want), atol=1e-5,
+                                       rtol=0)
+
+
+@pytest.mark.timeout(300)
+def test_dual_batches_are_the_planned_rows_with_right_pixels(files):
+    real, syn = BetonSource(files["real"]), BetonSource([files["syn0"], files["syn1"]])
+    loader = DualDomainLoader(real, syn, cfg(**FIXED), MixConfig(synthetic_share=0.5))
+    assert len(loader) == 30 // 4
+    for batch in loader:
+        assert batch.num_real == 4
+        assert (batch.source[:4] == 0).all() and (batch.source[4:] >= 1).all()
+    loader.set_epoch(0)
+    check_batches(loader, [real, syn])
+
+
+@pytest.mark.timeout(300)
+def test_union_batches_over_three_files(files):
+    real, syn = BetonSource(files["real"]), BetonSource([files["syn0"], files["syn1"]])
+    loader = DualDomainLoader(real, syn, cfg(**FIXED), MixConfig(mode="union"))
+    assert len(loader) == (30 + 46) // 8
+    check_batches(loader, [real, syn], epochs=1)
+
+
+@pytest.mark.timeout(300)
+def test_resume_mid_epoch_gives_the_remaining_batches(files):
+    def run(loader):
+        return [b.sample_id.tolist() for b in loader]
+    a = make_loader(files["real"], cfg(seed=4))
+    a.set_epoch(1)
+    full = run(a)
+    b = make_loader(files["real"], cfg(seed=4))
+    b.set_epoch(1)
+    it = iter(b)
+    first = [next(it).sample_id.tolist() for _ in range(2)]
+    state = b.state_dict()
+    assert state == {"epoch": 1, "batch": 2}
+    c = make_loader(files["real"], cfg(seed=4))
+    c.load_state_dict(state)
+    assert first + run(c) == full
+    assert c.state_dict() == {"epoch": 2, "batch": 0}
+
+
+@pytest.mark.timeout(300)
+def test_progressive_resizing(files):
+    loader = make_loader(files["real"], cfg())
+    assert next(iter(loader)).images.shape[-1] == SIZE
+    loader.set_image_size(24)
+    assert next(iter(loader)).images.shape[-1] == 24
+
+
+@pytest.mark.timeout(300)
+def test_two_ranks_read_disjoint_rows(files):
+    ids = []
+    for rank in range(2):
+        loader = make_loader(files["real"], cfg(distributed=True, rank=rank, world_size=2,
+                                                batch_size=5))
+        assert len(loader) == 3
+        ids.append({i for b in loader for i in b.sample_id.tolist()})
+    assert not ids[0] & ids[1] and len(ids[0] | ids[1]) == 30
+
+
+@pytest.mark.timeout(120)
+def test_a_failing_decode_thread_raises_instead_of_hanging(files, monkeypatch):
+    from ffcv.loader.epoch_iterator import EpochIterator
+
+    calls = {"n": 0}
+    real_run = EpochIterator.run_pipeline
+
+    def flaky(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("simulated worker crash")
+        return real_run(self, *args)
+
+    monkeypatch.setattr(EpochIterator, "run_pipeline", flaky)
+    loader = make_loader(files["real"], cfg())
+    with pytest.raises(LoaderWorkerError, match="simulated worker crash"):
+        list(loader)
+
+
+@pytest.mark.timeout(120)
+def test_missing_empty_and_truncated_files_raise_the_format_error(files, tmp_path):
+    with pytest.raises(BetonFormatError, match="no such .beton"):
+        make_loader(str(tmp_path / "nope.beton"), cfg())
+    empty = tmp_path / "empty.beton"
+    empty.write_bytes(b"")
+    with pytest.raises(BetonFormatError, match="too short"):
+        make_loader(str(empty), cfg())
+    data = open(files["real"], "rb").read()
+    cut = tmp_path / "cut.beton"
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(BetonFormatError, match="truncated|outside|fit"):
+        make_loader(str(cut), cfg())
