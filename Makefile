@@ -31,7 +31,7 @@ $(VENV)/.installed: setup.py $(wildcard csrc/*.cpp csrc/cuda/*.cu)
 	$(PIP) install -q $(TORCH)
 	$(PIP) install -q numpy
 	$(PIP) install -q ffcv==1.0.2   # built with isolation, against the apt libraries above
-	$(PIP) install -q --no-build-isolation -e '.[test]'
+	$(PIP) install -q --no-build-isolation -e '.[test,dali]'   # DALI: its CPU tests run in CI
 	@touch $@
 
 # Main job on the built-in default: plan a small clone of a few ImageNet classes, generate it

@@ -116,7 +116,7 @@ BASE = [
 ]
 EXTRAS = {
     "test": ["pytest", "pytest-timeout"],
-    "dali": ["nvidia-dali-cuda120"],
+    "dali": ["nvidia-dali-cuda120>=2.0"],  # loaders/dali.py; make test installs it (CPU tests)
     "xformers": ["xformers"],
     "triton": ["triton"],
 }

@@ -136,11 +136,18 @@ def get_inspect_args_parser() -> ArgumentParser:
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the random choice of contact-sheet samples [default: 0]")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    from loaders.check import add_inspect_args  # --loader, --subset (loaders/check.py)
+
+    add_inspect_args(p)
     return p
 
 
 def inspect_main(argv: list[str] | None = None) -> int:
     a = get_inspect_args_parser().parse_args(argv)
+    from loaders.check import run_inspect_extras
+
+    if run_inspect_extras(a):  # --loader (FILE may be an image folder) / --subset
+        return 0
     if os.path.isdir(a.path):
         raise ConfigError(f"{a.path} is a folder; give a .beton file")
     if not os.path.exists(a.path):
