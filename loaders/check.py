@@ -23,9 +23,9 @@ __all__ = ["loader_check", "subset_report", "add_inspect_args", "run_inspect_ext
 
 def loader_check(path: str, backend: str = "ffcv", batches: int = 10, batch_size: int = 64,
                  image_size: int = 224, workers: int = 0, pipeline: str = "train",
-                 device: str = "cpu") -> dict:
+                 device: str = "cpu", log=None) -> dict:
     """Decode ``batches`` batches of ``path`` (after one untimed first batch) -> a summary with
-    ``images_per_s``."""
+    ``images_per_s``. ``log(message)`` hears when decoding starts (after the file checks)."""
     from loaders.mixing import make_loader
 
     config = LoaderConfig(backend=backend, batch_size=batch_size, image_size=image_size,
@@ -36,6 +36,8 @@ def loader_check(path: str, backend: str = "ffcv", batches: int = 10, batch_size
         loader = folder_loader(path, config)
     else:
         loader = make_loader(path, config)
+    if log is not None:
+        log(f"decoding {batches} batches of {batch_size} with {backend} ...")
     t0 = time.perf_counter()
     it = iter(loader)
     first = next(it)
@@ -122,10 +124,9 @@ def run_inspect_extras(args) -> bool:
     if args.loader is not None:
         if args.batches < 1 or args.batch_size < 1:
             raise LoaderConfigError("--batches and --batch-size must be >= 1")
-        print(f"decoding {args.batches} batches of {args.batch_size} with {args.loader} ...",
-              file=sys.stderr)
         rep = loader_check(args.path, args.loader, args.batches, args.batch_size,
-                           args.image_size, args.workers, args.pipeline, args.device)
+                           args.image_size, args.workers, args.pipeline, args.device,
+                           log=lambda msg: print(msg, file=sys.stderr))
         if as_json:
             print(json.dumps(rep, sort_keys=True))
         else:

@@ -175,3 +175,20 @@ def test_missing_empty_and_truncated_files_raise_the_format_error(files, tmp_pat
     cut.write_bytes(data[:len(data) // 2])
     with pytest.raises(BetonFormatError, match="truncated|outside|fit"):
         make_loader(str(cut), cfg())
+
+
+@pytest.mark.gpu
+@pytest.mark.timeout(600)
+def test_cuda_output_equals_the_cpu_output(files):
+    cpu = [b.clone() for b in make_eval_loader(files["real"], cfg())]
+    gpu = [b.clone() for b in make_eval_loader(files["real"], cfg(device="cuda",
+                                                                  channels_last=True))]
+    assert all(b.images.is_cuda and b.labels.is_cuda for b in gpu)
+    torch.testing.assert_close(torch.cat([b.images for b in gpu]).cpu(),
+                               torch.cat([b.images for b in cpu]), atol=1e-5, rtol=0)
+    real, syn = BetonSource(files["real"]), BetonSource([files["syn0"], files["syn1"]])
+    loader = DualDomainLoader(real, syn, cfg(device="cuda", **FIXED), MixConfig())
+    batch = next(iter(loader))
+    assert batch.images.is_cuda and batch.num_real == 4
+    assert batch.labels.cpu().tolist() == expected_rows(
+        [real, syn], loader.epoch_plan(0).batch(0))[0].tolist()
