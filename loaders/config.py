@@ -85,8 +85,9 @@ class LoaderConfig:
     """dali: processes running the external source that reads .beton bytes (parallel mode);
     0 reads in the main process."""
     timeout: float = 600.0
-    """Seconds to wait for one batch before raising LoaderTimeout (a crashed or stuck worker
-    surfaces as an error, never as a silent hang)."""
+    """Seconds to wait for one batch (ffcv, torchvision) before raising LoaderWorkerError, so a
+    crashed or stuck worker surfaces as an error, never as a silent hang (DALI reports its own
+    worker failures)."""
 
     def __post_init__(self):
         self.crop_scale = tuple(float(v) for v in self.crop_scale)

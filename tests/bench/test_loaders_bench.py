@@ -7,6 +7,7 @@ from bench import loaders
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # numba finalizers
 @pytest.mark.timeout(900)
 def test_loaders_bench_smallest(tmp_path):
     res = loaders.main(["--images", "16", "--batch-size", "4", "--batches", "1",
