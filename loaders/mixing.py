@@ -152,7 +152,7 @@ class DualDomainLoader(BatchLoader):
 
     ``real``/``synthetic``: a path, a list of paths or a :class:`BetonSource` (with a subset
     from :mod:`loaders.subsets`); ``real_subset``/``synthetic_subset``: row indices (of the
-    concatenated files) to restrict to. ``mix.real_fraction``/``synthetic_fraction`` take
+    concatenated files) to restrict to, or the path of a subset index file. ``mix.real_fraction``/``synthetic_fraction`` take
     seeded class-stratified fractions on top (seed 004 §4.3 grid).
     """
 

@@ -157,7 +157,12 @@ class BetonSource:
 
 
 def as_source(x, subset=None) -> BetonSource:
-    """A :class:`BetonSource` from a source, a path or a list of paths."""
-    if isinstance(x, BetonSource):
-        return x if subset is None else x.with_subset(subset)
-    return BetonSource(x, subset=subset)
+    """A :class:`BetonSource` from a source, a path or a list of paths; ``subset``: rows of the
+    concatenated files, or the path of a subset index file (``loaders.subsets``), checked
+    against the files it was made for."""
+    source = x if isinstance(x, BetonSource) else BetonSource(x)
+    if isinstance(subset, (str, os.PathLike)):
+        from loaders.subsets import load_subset
+
+        subset = load_subset(os.fspath(subset), source)[0]
+    return source if subset is None else source.with_subset(subset)

@@ -78,6 +78,8 @@ def test_subset_index_file_drives_the_real_domain(files, tmp_path):
     loader = DualDomainLoader(files["real"], files["syn"], cfg(), real_subset=back)
     real_ids = {i for b, k in rows_of(loader) for i in b[:k]}
     assert real_ids == set(rows.tolist())  # sample_id = row for these files
+    by_path = DualDomainLoader(files["real"], files["syn"], cfg(), real_subset=path)
+    assert (by_path.real.rows == back).all()
     assert main_ok(["inspect", files["real"], "--subset", path])
 
 
@@ -134,3 +136,28 @@ def test_inspect_errors_are_one_line(files, tmp_path, capsys):
     assert cli(["inspect", files["real"], "--subset", str(other)]) == 2
     assert "made for files of sizes [60]" in capsys.readouterr().err
     np.testing.assert_array_equal(subsets.load_subset(str(other))[0], rows)
+
+
+def test_configs_nest_into_a_command_config_with_flags():
+    """The trainer nests LoaderConfig/MixConfig in its own config (engine.config helper)."""
+    import dataclasses
+
+    from engine.config import ArgumentParser, add_config_args, config_from_args
+    from engine.errors import ConfigError
+
+    @dataclasses.dataclass
+    class Data:
+        loader: LoaderConfig = dataclasses.field(default_factory=LoaderConfig)
+        """How batches are decoded."""
+        mix: MixConfig = dataclasses.field(default_factory=MixConfig)
+        """How the domains share a batch."""
+
+    p = ArgumentParser(prog="t")
+    add_config_args(p, Data)
+    args = p.parse_args(["--loader.batch-size", "32", "--loader.crop-scale", "0.35", "1",
+                         "--no-loader.flip", "--mix.synthetic-share", "0.25"])
+    c = config_from_args(Data, args, assignments=["mix.mode=union", "loader.backend=dali"])
+    assert (c.loader.batch_size, c.loader.crop_scale, c.loader.flip) == (32, (0.35, 1.0), False)
+    assert (c.mix.synthetic_share, c.mix.mode, c.loader.backend) == (0.25, "union", "dali")
+    with pytest.raises(ConfigError, match="loader: crop_scale"):
+        config_from_args(Data, p.parse_args(["--loader.crop-scale", "0.5", "0.1"]))
