@@ -138,9 +138,9 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         if labels == "compact":
             index = {c: k for k, c in enumerate(classes)}
         elif labels == "imagenet1k":
-            from engine.catalog.classes import _wnid_to_index  # loaders may import the catalog
+            from engine.catalog import imagenet_index  # loaders may import the catalog
 
-            table = _wnid_to_index()
+            table = imagenet_index()
             unknown = [c for c in classes if c not in table]
             if unknown:
                 raise LoaderConfigError(f"{root}: folder names {unknown[:5]} are not ImageNet-1K "

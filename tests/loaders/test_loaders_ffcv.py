@@ -192,3 +192,14 @@ def test_cuda_output_equals_the_cpu_output(files):
     assert batch.images.is_cuda and batch.num_real == 4
     assert batch.labels.cpu().tolist() == expected_rows(
         [real, syn], loader.epoch_plan(0).batch(0))[0].tolist()
+
+
+@pytest.mark.timeout(300)
+def test_quasi_random_order_with_the_process_cache(files):
+    loader = make_loader(files["real"], cfg(order="quasi_random", os_cache=False))
+    for epoch in range(2):
+        plan = loader.epoch_plan(epoch)
+        ids = [b.sample_id.tolist() for b in loader]
+        assert ids == [plan.batch(b).tolist() for b in range(len(plan))]  # sample_id = row
+        flat = sum(ids, [])
+        assert len(flat) == 24 and len(set(flat)) == 24
