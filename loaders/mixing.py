@@ -125,6 +125,15 @@ class BatchLoader:
 def _check_labels(real: BetonSource, syn: BetonSource, how: str) -> None:
     if how == "off":
         return
+    rc, sc = getattr(real, "classes", None), getattr(syn, "classes", None)
+    if rc and sc:  # both files record their classes: the same label must be the same class
+        clash = [(k, rc[k], sc[k]) for k in sorted(set(rc) & set(sc)) if rc[k] != sc[k]]
+        if clash:
+            k, a, b = clash[0]
+            raise LabelSpaceError(
+                f"label spaces differ: label {k} is {a!r} in real {real.name} but {b!r} in "
+                f"synthetic {syn.name} ({len(clash)} labels disagree). Were both made with the "
+                "same labels (ImageNet-1K index vs --compact-labels)? Re-pack one of them")
     lr, ls = set(np.unique(real.labels).tolist()), set(np.unique(syn.labels).tolist())
     bad = ls - lr if how == "subset" else ls ^ lr
     if not bad:

@@ -54,6 +54,28 @@ def image_field_of(reader: BetonReader) -> str:
         else f"no image field (fields: {', '.join(reader.fields)})"))
 
 
+def _is_generated(reader: BetonReader) -> bool:
+    """The kind the file records (``loaders.beton.schema.FileInfo``), else the fields only
+    generated files carry."""
+    kind = getattr(getattr(reader, "info", None), "kind", None)
+    if kind is not None:
+        return kind == "generated"
+    return any(m in reader.fields for m in SYNTHETIC_MARKER_FIELDS)
+
+
+def _class_map(readers) -> dict | None:
+    """label -> class key (wnid, else name) recorded by every file, or None when a file
+    records no classes (files written by FFCV itself or by older versions)."""
+    out: dict = {}
+    for r in readers:
+        classes = getattr(getattr(r, "info", None), "classes", None)
+        if not classes:
+            return None
+        for label, entry in classes.items():
+            out.setdefault(int(label), getattr(entry, "wnid", None) or getattr(entry, "name", ""))
+    return out
+
+
 def _column(reader: BetonReader, name: str) -> np.ndarray:
     k = list(reader.fields).index(name)
     return np.asarray(reader.metadata[f"f{k}"])
@@ -86,8 +108,8 @@ class BetonSource:
             np.int64)
         self.has_sample_id = all(isinstance(r.fields.get(SAMPLE_ID_FIELD), IntField)
                                  for r in readers)
-        self.synthetic = all(any(m in r.fields for m in SYNTHETIC_MARKER_FIELDS)
-                             for r in readers)
+        self.synthetic = all(_is_generated(r) for r in readers)
+        self.classes = _class_map(readers)
         self.fields = [list(r.fields) for r in readers]
         self.pages_all = self._pages(readers)
         self.image_heights = np.concatenate([_column(r, self.image_field)["height"]
