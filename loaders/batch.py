@@ -49,7 +49,7 @@ class Batch(tuple):
 
     def clone(self) -> "Batch":
         """A copy that shares no memory with the loader (loaders reuse their output buffers:
-        a batch is valid until the next-but-one is requested)."""
+        a batch is valid until the next batch is requested)."""
         def copy(t):
             return t.clone() if hasattr(t, "clone") else t
         return Batch(copy(self[0]), copy(self[1]), self[2], copy(self.sample_id),

@@ -36,7 +36,8 @@ __all__ = ["FFCVBackend", "image_pipeline", "require"]
 _FAILED = object()
 """Queue marker: the epoch thread died (its exception is on the iterator)."""
 RING = 2
-"""Output buffers reused in turn: a batch stays valid until the next-but-one is requested."""
+"""Output buffers reused in turn (FFCV's own buffers, passed through for single-file batches,
+are only valid until the next batch is requested; so is every batch, by contract)."""
 
 
 def require() -> None:

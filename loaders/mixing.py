@@ -14,7 +14,7 @@
 Every batch is a :class:`loaders.batch.Batch` (``images, labels, num_real`` plus ``sample_id``
 and ``source``). Which rows form each batch is decided by :mod:`loaders.plan` from (seed, epoch,
 rank, world size) alone, then decoded by the backend named in ``LoaderConfig.backend`` (ffcv,
-dali, torchvision). Images are valid until the next-but-one batch is requested (FFCV reuses
+dali, torchvision). Images are valid until the next batch is requested (FFCV reuses
 its buffers): clone a batch to keep it longer.
 
 Resume: ``state_dict()`` -> ``{"epoch", "batch"}``; ``load_state_dict(state)`` continues at

@@ -46,7 +46,7 @@ def test_eval_pipeline_equals_the_reference_in_file_order(files):
     loader = make_eval_loader(files["real"], cfg(), batch_size=7)
     imgs = pixels([files["real"]])
     src = BetonSource(files["real"])
-    got = [b.clone() for b in loader]  # a batch is valid until the next-but-one
+    got = [b.clone() for b in loader]  # a batch is valid until the next one
     assert [b.batch_size for b in got] == [7, 7, 7, 7, 2]
     images = torch.cat([b.images for b in got])
     want = torch.from_numpy(np.stack([normalize(center_crop(im, SIZE, 224 / 256))
