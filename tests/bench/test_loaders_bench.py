@@ -6,7 +6,6 @@ import pytest
 from bench import loaders
 
 
-@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # numba finalizers
 @pytest.mark.timeout(900)
 def test_loaders_bench_smallest(tmp_path):
