@@ -119,13 +119,16 @@ def _positive(text: str) -> int:
 
 def get_inspect_args_parser() -> ArgumentParser:
     p = ArgumentParser(prog="synthclone inspect", description=(
-        "Summarise a .beton: samples per class and domain, fields, size, write-mode mix."),
-        epilog="example: synthclone inspect clone.beton --verify --grid sheet.png")
-    p.add_argument("path", help=".beton file")
+        "Summarise a .beton (samples per class and domain, fields, size, write-mode mix) or a "
+        "plan file (rows per class and recipe, settings, example prompts, estimated time)."),
+        epilog="examples: synthclone inspect clone.beton --verify --grid sheet.png; "
+               "synthclone inspect plan.jsonl")
+    p.add_argument("path", help=".beton file, or a plan file (.jsonl)")
     p.add_argument("--verify", action="store_true",
                    help="structural checks and decode every image")
     p.add_argument("--grid", metavar="OUT.png",
-                   help="write a contact sheet: one row per class, captioned with class names")
+                   help="write a contact sheet: one row per class, captioned with class names "
+                        "(and OUT.html beside it, with each image's prompt)")
     p.add_argument("--grid-columns", type=_positive, default=6,
                    help="contact sheet: images per class (columns) [default: 6]")
     p.add_argument("--per-class", dest="grid_columns", type=_positive, help=argparse.SUPPRESS)
@@ -139,6 +142,9 @@ def get_inspect_args_parser() -> ArgumentParser:
     from loaders.check import add_inspect_args  # --loader, --subset (loaders/check.py)
 
     add_inspect_args(p)
+    from engine.plan_inspect import add_plan_inspect_args  # --examples, --model, --measure, ...
+
+    add_plan_inspect_args(p)
     return p
 
 
@@ -148,6 +154,12 @@ def inspect_main(argv: list[str] | None = None) -> int:
 
     if run_inspect_extras(a):  # --loader (FILE may be an image folder) / --subset
         return 0
+    from engine.plan import is_plan_file
+
+    if is_plan_file(a.path):  # a plan starts with '{'; a .beton with its version number
+        from engine.plan_inspect import inspect_plan
+
+        return inspect_plan(a)
     if os.path.isdir(a.path):
         raise ConfigError(f"{a.path} is a folder; give a .beton file")
     if not os.path.exists(a.path):

@@ -16,9 +16,17 @@ from engine.config import (ArgumentParser, add_config_args, add_config_file_args
 from engine.errors import ConfigError
 from engine.plan import PlanConfig
 
-RECIPE_OPTIONS = ("backgrounds", "template", "llm_url", "llm_model", "llm_retries",
-                  "llm_timeout_s", "per_class", "meanings")
-"""Recipe options the plan command has flags for (each passed to the recipes that take it)."""
+RECIPE_OPTION_FLAGS = {"backgrounds": "--backgrounds", "template": "--template",
+                       "llm_url": "--llm-url", "llm_model": "--llm-model",
+                       "llm_retries": "--llm-retries", "llm_timeout_s": "--llm-timeout",
+                       "per_class": "--descriptions-per-class", "meanings": "--meanings"}
+"""Recipe option -> the plan flag that sets it (each passed to the recipes that take it)."""
+RECIPE_OPTIONS = tuple(RECIPE_OPTION_FLAGS)
+
+
+def option_flag(option: str) -> str:
+    """How to set a recipe option on the plan command line: its flag, else ``--set``."""
+    return RECIPE_OPTION_FLAGS.get(option) or f"--set recipe_options.{option}=VALUE"
 
 
 def _recipe_arg(text: str) -> tuple[str, float]:
@@ -56,7 +64,7 @@ def get_args_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="synthclone plan", description="Build a deterministic generation plan.",
         epilog="example: synthclone plan --classes imagenet100 --recipe c_hc_inside_b "
-               "--backgrounds places365.txt --images-per-class 13 --out plan.jsonl")
+               "--backgrounds categories_places365.txt --images-per-class 13 --out plan.jsonl")
     add_out_arg(p, "plan file to write (.jsonl)")
     add_overwrite_arg(p, "an existing plan file (without it: refuse)")
     add_config_file_args(p, "plan", example="steps=20")
@@ -78,30 +86,119 @@ def get_args_parser() -> ArgumentParser:
     return p
 
 
-def summarize(plan, examples: int = 3, out=None) -> None:
-    out = out or sys.stdout
-    by_recipe, by_class = plan.counts("recipe"), plan.counts("wnid")
-    print(f"plan: {len(plan)} rows, {len(by_class)} classes, hash {plan.hash[:16]}", file=out)
-    print("rows per recipe:", file=out)
+def plan_summary(plan, examples: int = 3) -> dict:
+    """A JSON-able summary of a plan: rows per recipe and per class, the sampling settings of
+    its rows, what its header records (class set, counts, recipe options, notes, LLM answer
+    stats) and ``examples`` prompts per recipe. ``synthclone plan`` prints it after writing a
+    plan; ``synthclone inspect plan.jsonl`` prints it for any plan file."""
+    from collections import Counter
+
+    h, rows = plan.header, plan.rows
+    cfg = h.get("config") or {}
+    per_class = Counter((r.label, r.wnid) for r in rows)
+    names = _imagenet_names({w for _, w in per_class if w})
+    by_recipe = Counter(r.recipe for r in rows)
+    examples_of = {}
     for name in sorted(by_recipe):
-        print(f"  {name:<22} {by_recipe[name]}", file=out)
-    vals = sorted(by_class.values())
-    print(f"rows per class: min {vals[0]}, max {vals[-1]}", file=out)
-    shown = list(by_class.items())[:5]
-    print("  " + ", ".join(f"{w}: {n}" for w, n in shown) + (" ..." if len(by_class) > 5 else ""),
-          file=out)
-    counts = plan.header.get("counts")
+        of = [r for r in rows if r.recipe == name]
+        step = max(1, len(of) // max(1, examples))
+        examples_of[name] = [{"wnid": r.wnid, "label": r.label, "prompt": r.prompt}
+                             for r in of[::step][:examples]]
+
+    def spread(values) -> dict:
+        return {str(k): n for k, n in sorted(Counter(values).items(), key=lambda kv: str(kv[0]))}
+
+    settings = {
+        "sampler": spread(r.sampler for r in rows), "steps": spread(r.steps for r in rows),
+        "guidance": spread(f"{r.guidance:g}" for r in rows),
+        "size": spread(f"{r.height}x{r.width}" for r in rows),
+        "negative_prompt": spread(r.negative_prompt or "none" for r in rows),
+        "image_conditioned": sum(r.init_image is not None for r in rows),
+        "seed": cfg.get("seed"),
+    }
+    out = {"kind": "plan", "rows": len(rows), "hash": plan.hash, "version": h.get("version"),
+           "shard": h.get("shard"), "recipes": dict(sorted(by_recipe.items())),
+           "classes": [{"label": label, "wnid": wnid, "name": names.get(wnid), "rows": n}
+                       for (label, wnid), n in sorted(per_class.items(),
+                                                      key=lambda kv: (kv[0][0], kv[0][1] or ""))],
+           "settings": settings, "class_set": h.get("class_set"),
+           "classes_spec": cfg.get("classes"),
+           "recipe_options": {k: v for k, v in sorted((cfg.get("recipe_options") or {}).items())
+                              if v is not None},
+           "counts": h.get("counts"), "notes": list(h.get("notes", ())),
+           "recipe_stats": h.get("recipe_stats") or {}, "examples": examples_of}
+    return out
+
+
+def _imagenet_names(wnids) -> dict:
+    """wnid -> ImageNet-1K class name for the wnids that are ImageNet classes."""
+    if not wnids:
+        return {}
+    from engine.catalog import class_names, imagenet_index
+
+    index, names = imagenet_index(), class_names()
+    return {w: names[index[w]] for w in wnids if w in index}
+
+
+def _spread_text(values: dict) -> str:
+    if len(values) == 1:
+        return next(iter(values))
+    return ", ".join(f"{k} ({n} rows)" for k, n in values.items())
+
+
+def format_plan_summary(d: dict, classes_shown: int = 5) -> list[str]:
+    """The lines of a :func:`plan_summary`."""
+    classes = d["classes"]
+    lines = [f"plan: {d['rows']} rows, {len(classes)} classes, hash {d['hash'][:16]}"
+             + (f" (shard {d['shard'][0]}/{d['shard'][1]})" if d.get("shard") else "")]
+    lines.append("rows per recipe:")
+    lines += [f"  {name:<22} {n}" for name, n in d["recipes"].items()]
+    if classes:
+        counts = sorted(c["rows"] for c in classes)
+        lines.append(f"rows per class: min {counts[0]}, max {counts[-1]}")
+        shown = [f"{c['wnid'] or 'label ' + str(c['label'])}"
+                 + (f" {c['name']}" if c["name"] else "") + f": {c['rows']}"
+                 for c in classes[:classes_shown]]
+        lines.append("  " + ", ".join(shown) + (" ..." if len(classes) > classes_shown else ""))
+    cs = d.get("class_set") or {}
+    if d.get("classes_spec") is not None:
+        lines.append(f"class set: {d['classes_spec']} ({cs.get('num_classes', len(classes))} "
+                     f"classes, labels of {cs.get('num_labels', '?')})")
+    s = d["settings"]
+    lines.append(f"settings: sampler {_spread_text(s['sampler'])}; steps "
+                 f"{_spread_text(s['steps'])}; guidance {_spread_text(s['guidance'])}; size "
+                 f"{_spread_text(s['size'])} (height x width); negative prompt "
+                 f"{_spread_text(s['negative_prompt'])}; master seed {s['seed']}"
+                 + (f"; {s['image_conditioned']} image-conditioned rows"
+                    if s["image_conditioned"] else ""))
+    if d.get("recipe_options"):
+        lines.append("recipe options: " + ", ".join(f"{k}={v}" for k, v in
+                                                    d["recipe_options"].items()))
+    counts = d.get("counts")
     if counts:
-        print(f"real per-class counts from {counts['source']} ({counts['kind']}): "
-              f"{counts['total']} images x {counts['multiplier']:g}", file=out)
-    for name, stats in sorted(plan.header.get("recipe_stats", {}).items()):
+        lines.append(f"real per-class counts from {counts['source']} ({counts['kind']}): "
+                     f"{counts['total']} images x {counts['multiplier']:g}")
+    return lines
+
+
+def summarize(plan, examples: int = 3, out=None) -> None:
+    """Print :func:`plan_summary`: counts, settings, LLM answer stats, example prompts."""
+    out = out or sys.stdout
+    d = plan_summary(plan, examples)
+    print("\n".join(format_plan_summary(d)), file=out)
+    print_examples(d, out)
+
+
+def print_examples(d: dict, out) -> None:
+    """LLM answer stats per recipe, then the example prompts of :func:`plan_summary`."""
+    for name, stats in sorted(d["recipe_stats"].items()):
         print_recipe_stats(name, stats, out)
-    for name in sorted(by_recipe):
-        rows = [r for r in plan.rows if r.recipe == name]
-        step = max(1, len(rows) // max(1, examples))
+    for name, rows in d["examples"].items():
+        if not rows:
+            continue
         print(f"examples for {name}:", file=out)
-        for r in rows[::step][:examples]:
-            print(f"  [{r.wnid}] {r.prompt}", file=out)
+        for r in rows:
+            print(f"  [{r['wnid'] or 'label ' + str(r['label'])}] {r['prompt']}", file=out)
 
 
 def print_recipe_stats(name: str, stats: dict, out) -> None:

@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import functools
 import os
+import warnings
 
 from engine.catalog import wordnet as wn_mod
 from engine.errors import UserError
@@ -306,10 +307,16 @@ def load_custom(path: str) -> ClassSet:
 
 
 def _wordnet_class(wnid: str, path: str, lineno: int) -> ClassInfo:
-    try:
-        syn = wn_mod.synset_of(wnid)
-    except Exception as exc:  # nltk raises WordNetError / ValueError for unknown offsets
-        raise ClassLookupError(f"{path}:{lineno}: unknown WordNet noun id {wnid!r} ({exc})") from exc
+    with warnings.catch_warnings():  # nltk >= 3.9 warns and returns None for unknown offsets
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            syn = wn_mod.synset_of(wnid)
+        except Exception as exc:  # older nltk raises WordNetError / ValueError
+            raise ClassLookupError(f"{path}:{lineno}: unknown WordNet noun id {wnid!r} "
+                                   f"({exc})") from exc
+    if syn is None:
+        raise ClassLookupError(f"{path}:{lineno}: unknown WordNet noun id {wnid!r} (no such "
+                               "noun in WordNet 3.0); check the wnid")
     return ClassInfo(index=-1, wnid=wnid, lemmas=tuple(wn_mod.clean(l.name()) for l in syn.lemmas()),
                      definition=syn.definition(), hypernyms=tuple(wn_mod.hypernym_lemmas(wnid)))
 

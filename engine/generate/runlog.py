@@ -6,7 +6,8 @@ log, contact sheet, guard report; plus the progress bar (images/s, ETA, per-stag
     clone.run/throughput.jsonl  one line per progress update
     clone.run/summary.json      counts per class, guard counts, stage times, images/s
     clone.run/dropped.json      CLIP-filter drops and failed rows (when any)
-    clone.run/contact_sheet.png the first images, a grid
+    clone.run/contact_sheet.png the first images, a grid captioned with class names
+    clone.run/contact_sheet.html the same images with class names and prompts
 """
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ class RunLog:
         if self._bar is not None:
             self._bar.update(1)
         if len(self.thumbs) < self.cfg.contact_sheet:
-            self.thumbs.append((_thumb(image), _caption(row)))
+            self.thumbs.append((_thumb(image), _caption(row), row.prompt))
 
     def split(self) -> dict:
         tot = sum(self.times.values()) or 1.0
@@ -124,6 +125,11 @@ class RunLog:
                 json.dump(dropped, f, indent=1)
         if self.thumbs:
             _save_sheet(self.thumbs, os.path.join(self.run_dir, "contact_sheet.png"))
+        if status in ("done", "interrupted"):  # this machine's rate, for inspect's estimates
+            from engine.rates import record_run
+
+            record_run(self.plan.rows, self.written, elapsed, model=self.cfg.model,
+                       applied=self.applied, run_dir=self.run_dir)
         return summary
 
 
@@ -145,7 +151,8 @@ def _caption(row) -> str:
 
 
 def _save_sheet(thumbs, path: str) -> None:
-    """``thumbs``: ``(image, caption)`` pairs, drawn as a near-square captioned grid."""
+    """``thumbs``: ``(image, caption, prompt)``, drawn as a near-square captioned grid (PNG)
+    and as an HTML sheet beside it with the prompts (``loaders.sheets``)."""
     from loaders.sheets import grid_rows, write_sheet
 
     write_sheet(grid_rows(thumbs), path, tile=THUMB)

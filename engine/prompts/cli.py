@@ -26,18 +26,22 @@ DEFAULT_CLIP_MODEL = "ViT-B-32"
 def get_recipes_args_parser() -> ArgumentParser:
     return ArgumentParser(prog="synthclone recipes",
                           description="List the prompt recipes of the papers, with the options "
-                                      "each takes (synthclone plan flags of the same name).")
+                                      "each takes, as synthclone plan flags (or --set "
+                                      "recipe_options.KEY=VALUE for those without a flag).")
 
 
 def recipes_main(argv: list[str]) -> int:
     get_recipes_args_parser().parse_args(argv)
     from engine.prompts import accepted_options, recipe_names
+    from engine.plan_cli import option_flag
     from engine.prompts.base import recipe_factory
 
     rows = []
     for name in recipe_names():
         factory = recipe_factory(name)
-        opts = ", ".join(sorted(accepted_options(name))) or "-"
+        flags = sorted((option_flag(o) for o in accepted_options(name)),
+                       key=lambda f: (f.startswith("--set"), f))  # flags first, then --set
+        opts = ", ".join(flags) or "-"
         rows.append((name, factory.pattern, factory.paper, opts))
     width = max(len(r[0]) for r in rows)
     for name, pattern, paper, opts in rows:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import os
 
 import numpy as np
 from ffcv.fields import IntField, RGBImageField
@@ -65,7 +66,8 @@ def contact_sheet(r: BetonReader, out_png: str, per_class: int = 6, max_classes:
                   seed: int = 0, label_field: str = "label") -> str:
     """Write a contact sheet to ``out_png``: one row per class (``max_classes`` classes drawn at
     random when there are more), ``per_class`` random samples each, captioned with the class
-    name (:mod:`loaders.sheets`)."""
+    name (:mod:`loaders.sheets`); beside it an HTML sheet (``X.html``) that also shows each
+    image's prompt."""
     from loaders.sheets import SheetError, write_sheet
 
     if per_class < 1 or max_classes < 1:
@@ -88,5 +90,15 @@ def contact_sheet(r: BetonReader, out_png: str, per_class: int = 6, max_classes:
     for c, idx in groups:
         pick = rng.choice(idx, min(per_class, len(idx)), replace=False) if len(idx) else []
         caption = "" if c is None else f"{c} {names.get(c, '')}".strip()
-        rows.append([(r.read(i)[img], caption) for i in sorted(int(j) for j in pick)])
-    return write_sheet(rows, out_png, columns=per_class)
+        rows.append([_cell(r.read(i), img, caption) for i in sorted(int(j) for j in pick)])
+    return write_sheet(rows, out_png, columns=per_class,
+                       title=f"{os.path.basename(r.path)}: contact sheet")
+
+
+def _cell(sample: dict, img: str, caption: str) -> tuple:
+    """A contact-sheet cell: the image, its class caption and, in generated files, its prompt
+    (stored as UTF-8 bytes), which the HTML sheet shows."""
+    prompt = sample.get("prompt")
+    if prompt is None:
+        return sample[img], caption
+    return sample[img], caption, bytes(np.asarray(prompt, np.uint8)).decode("utf-8", "replace")

@@ -194,6 +194,19 @@ def test_malformed_wnid_in_a_class_file_is_an_error(tmp_path, token):
         get_class_set(f"tench,{token}")
 
 
+def test_unknown_wnid_in_a_class_file_exits_2(tmp_path, capsys):
+    from engine.cli import main
+
+    f = tmp_path / "classes.txt"
+    f.write_text("tench\nn99999999\n")  # well formed, but no such WordNet noun
+    with pytest.raises(ClassLookupError, match=r"classes.txt:2: unknown WordNet noun id "
+                                               r"'n99999999'"):
+        load_custom(str(f))
+    assert main(["classes", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown WordNet noun id 'n99999999'" in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_limited_json_listing_says_so_on_stderr(capsys):
     from engine.cli import main
 

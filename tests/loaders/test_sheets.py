@@ -1,4 +1,10 @@
-"""The one contact-sheet helper (loaders.sheets): layout, captions, enlargement, atomic writes."""
+"""The one contact-sheet helper (loaders.sheets): layout, captions, enlargement, atomic writes,
+and the HTML sheet beside the PNG (captions and prompts, images embedded)."""
+import base64
+import html.parser
+import io
+import os
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -63,17 +69,103 @@ def test_write_sheet_is_atomic_and_refuses_a_folder(tmp_path, monkeypatch):
     write_sheet([[(solid((1, 2, 3)), "a")]], str(path), columns=3)
     with PIL.Image.open(path) as im:
         assert im.size == (3 * CELL_W + PAD, CELL_H + PAD)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sheet.png"]  # no temporary left
+    listing = ["sheet.html", "sheet.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing  # no temporary left
+    old_html = (tmp_path / "sheet.html").read_bytes()
     with pytest.raises(SheetError, match="folder"):
         write_sheet([[(solid((1, 2, 3)), "a")]], str(tmp_path))
 
-    def disk_full(self, f, **kw):                     # half a file written, then ENOSPC
-        f.write(b"\x89PNG partial")
-        raise OSError(28, "No space left on device")
+    real_fdopen = os.fdopen
 
-    monkeypatch.setattr(PIL.Image.Image, "save", disk_full)
+    class FullDisk:                                   # half a file written, then ENOSPC
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[:10])
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sheets.os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
     with pytest.raises(OSError, match="No space"):
-        write_sheet([[(solid((1, 2, 3)), "a")]], str(tmp_path / "sheet.png"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sheet.png"]  # old sheet kept, no temp
+        write_sheet([[(solid((9, 9, 9)), "b")]], str(tmp_path / "sheet.png"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing  # old sheets kept, no temp
     with PIL.Image.open(path) as im:
         assert im.size == (3 * CELL_W + PAD, CELL_H + PAD)
+        assert im.getpixel((PAD + TILE // 2, PAD + TILE // 2)) == (1, 2, 3)
+    assert (tmp_path / "sheet.html").read_bytes() == old_html
+
+
+class Figures(html.parser.HTMLParser):
+    """The figures of an HTML sheet: hover text, image source and size, caption texts."""
+
+    def __init__(self):
+        super().__init__()
+        self.figures, self.rows, self._div = [], 0, None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "div" and a.get("class") == "row":
+            self.rows += 1
+        elif tag == "figure":
+            self.figures.append({"title": a.get("title"), "text": {}, "row": self.rows})
+        elif tag == "img":
+            self.figures[-1].update(src=a["src"], width=int(a["width"]), alt=a["alt"])
+        elif tag == "div":
+            self._div = a.get("class")
+
+    def handle_data(self, data):
+        if self._div and self.figures:
+            self.figures[-1]["text"][self._div] = data
+
+    def handle_endtag(self, tag):
+        if tag == "div":
+            self._div = None
+
+
+def decode_uri(src):
+    kind, b64 = src.split(",", 1)
+    assert kind in ("data:image/png;base64", "data:image/jpeg;base64")
+    return np.asarray(PIL.Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"))
+
+
+def test_html_sheet_shows_each_image_with_its_class_and_prompt(tmp_path):
+    red, blue = (200, 20, 20), (20, 20, 200)
+    prompt = 'tench, Tinca tinca, a "fish" <b>& more</b>'  # escaped, not markup
+    rows = [[(solid(red, 32, 32), "0 tench", prompt), (solid(blue, 600, 400), "1 goldfish")],
+            [(PIL.Image.new("RGB", (8, 8), blue), "1 goldfish", "goldfish, Carassius auratus")]]
+    write_sheet(rows, str(tmp_path / "sheet.png"))
+    text = (tmp_path / "sheet.html").read_text(encoding="utf-8")
+    assert "<b>& more" not in text                    # the prompt is escaped
+    parsed = Figures()
+    parsed.feed(text)
+    figs = parsed.figures
+    assert parsed.rows == 2 and [f["row"] for f in figs] == [1, 1, 2]
+    assert [f["text"].get("cls") for f in figs] == ["0 tench", "1 goldfish", "1 goldfish"]
+    assert [f["text"].get("prompt") for f in figs] == [prompt, None, "goldfish, Carassius auratus"]
+    assert [f["title"] for f in figs] == [prompt, "1 goldfish", "goldfish, Carassius auratus"]
+    assert [f["alt"] for f in figs] == ["0 tench", "1 goldfish", "1 goldfish"]
+    # images embedded: small ones losslessly at their own size (enlarged on screen by a whole
+    # factor), big ones shrunk to twice the shown size, colours kept
+    small, big, tiny = (decode_uri(f["src"]) for f in figs)
+    assert small.shape == (32, 32, 3) and (small == red).all()
+    assert figs[0]["width"] == 32 * (sheets.HTML_IMAGE_PX // 32)
+    assert big.shape == (2 * sheets.HTML_IMAGE_PX, 2 * sheets.HTML_IMAGE_PX * 400 // 600, 3)
+    assert np.abs(big.astype(int) - blue).max() <= 8  # JPEG
+    assert figs[1]["width"] == round(sheets.HTML_IMAGE_PX * 400 / 600)
+    assert tiny.shape == (8, 8, 3) and (tiny == blue).all()
+
+
+def test_html_sheet_is_deterministic_and_optional(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [[(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8), "x", "a prompt")]]
+    write_sheet(rows, str(tmp_path / "a.png"))
+    write_sheet(rows, str(tmp_path / "b.png"), title="contact sheet a.png")
+    assert (tmp_path / "a.html").read_bytes() == (tmp_path / "b.html").read_bytes()
+    write_sheet(rows, str(tmp_path / "c.png"), html=False)
+    assert not (tmp_path / "c.html").exists()
