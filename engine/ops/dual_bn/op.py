@@ -106,6 +106,14 @@ def dual_bn_ref_compiled(*args, **kwargs):
     return compiled_ref()(*args, **kwargs)
 
 
+def backend_for(x: torch.Tensor, backend: str | None = None) -> registry.Backend:
+    """The ``dual_bn`` backend that runs on ``x`` (``backend=`` or the env var forces one)."""
+    explicit = (backend or registry.forced_backend(OP)) == "ref_compiled"
+    dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
+    return registry.select(OP, backend=backend, device_type=x.device.type, dtype=x.dtype,
+                           explicit=explicit, dense=dense)
+
+
 def dual_bn(x: torch.Tensor, num_real: int, weight: torch.Tensor | None, bias: torch.Tensor | None,
             running_mean: torch.Tensor | None, running_var: torch.Tensor | None,
             training: bool = True, momentum: float | Sequence[float] = 0.1, eps: float = 1e-5,
@@ -115,10 +123,7 @@ def dual_bn(x: torch.Tensor, num_real: int, weight: torch.Tensor | None, bias: t
 
     ``weight``, ``bias``, ``running_mean``, ``running_var``: (2, C) tensors or (real, synthetic)
     pairs (see the module doc)."""
-    explicit = (backend or registry.forced_backend(OP)) == "ref_compiled"
-    dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
-    chosen = registry.select(OP, backend=backend, device_type=x.device.type, dtype=x.dtype,
-                             explicit=explicit, dense=dense)
+    chosen = backend_for(x, backend)
     args = (training, momentum, eps, residual, relu)
     if chosen.name in PER_DOMAIN_BACKENDS:
         return chosen.fn(x, num_real, weight, bias, running_mean, running_var, *args)
