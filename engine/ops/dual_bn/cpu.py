@@ -17,9 +17,11 @@ this path
 
 Every number therefore comes from the kernels the reference runs, on the same operands in the
 same order: outputs, gradients and running statistics are bitwise equal to the reference's
-(``tests/engine/ops/dual_bn/test_cpu.py``).  One difference in what autograd sees: a domain with
-no sample in the batch gets zero gradients for its weight and bias (as the reference does with
-(2, C) parameters), so DDP sees every parameter used.
+(``tests/engine/ops/dual_bn/test_cpu.py``).  A domain with no sample in the batch gets zero
+gradients for its weight and bias, as from the reference with (2, C) parameters, so DDP sees
+every parameter used.  The one copy left is the backward's ``cat`` of the two domains' input
+gradients (ATen's backward allocates its own; only a C++ op calling ATen's kernel on views of
+one buffer could avoid it).
 
 Preconditions (the registry's ``cpu`` backend in ``op.py``): a CPU tensor, fp32 / bf16 / fp16
 (arithmetic in fp32 like the reference; the output is cast back), NCHW- or channels_last-

@@ -126,7 +126,8 @@ class DualBatchNorm2d(nn.Module):
 
     def _momenta(self, k: int, n: int) -> tuple[float, float]:
         """Per-branch averaging factor, counting the batch (cumulative average when momentum=None)."""
-        tracked = (self._buffers["num_batches_tracked"], self._buffers["syn_num_batches_tracked"])
+        buffers = self._buffers
+        tracked = (buffers["num_batches_tracked"], buffers[SYN_PREFIX + "num_batches_tracked"])
         counted = [t for t, count in zip(tracked, (k, n - k)) if count > 0 and t is not None]
         if counted:
             torch._foreach_add_(counted, 1)  # one call for both branches

@@ -77,6 +77,17 @@ def test_cpu_backend_is_bitwise_equal_to_reference(k, training, layout, dtype):
             assert not torch.equal(got["running_mean"], inp["running_mean"])
 
 
+@pytest.mark.parametrize("k", [0, 2])
+@pytest.mark.parametrize("training", [True, False])
+def test_cpu_backend_half_precision(k, training):
+    inp = _inputs(torch.float16, "channels_last", residual=True, seed=k)
+    got, y = _run("cpu", inp, k, training, True)
+    want, _ = _run("ref", inp, k, training, True)
+    for name in want:
+        assert_same(got[name], want[name], msg=name)
+    assert y.dtype == torch.float16 and y.is_contiguous(memory_format=torch.channels_last)
+
+
 @pytest.mark.parametrize("affine, stats", [(False, True), (True, False), (False, False)])
 def test_cpu_backend_without_affine_or_running_stats(affine, stats):
     inp = _inputs(torch.float32, "nchw", affine=affine, stats=stats, residual=True)
