@@ -3,7 +3,9 @@
 - ``ref``: ``dual_bn_ref``, the plain-PyTorch source of truth (and the tail every plain path
   shares);
 - ``op``: the functional op ``dual_bn``, dispatched through ``engine.ops.registry``
-  (``triton`` on CUDA, ``ref`` elsewhere, ``ref_compiled`` on request);
+  (``triton`` on CUDA, ``cpu`` on CPU, ``ref`` elsewhere, ``ref_compiled`` on request);
+- ``cpu``: the CPU fast path, ATen's batch-norm kernels per domain straight into one output,
+  with its ``autograd.Function`` (bitwise equal to ``ref``);
 - ``triton``: the fused kernels with their ``autograd.Function`` (imported only on that path);
 - ``module``: ``DualBatchNorm2d`` and the helpers that pass the batch's split to a model;
 - ``sync``: ``DualSyncBatchNorm2d`` (statistics all-reduced over a DDP group);

@@ -126,20 +126,24 @@ class DualBatchNorm2d(nn.Module):
 
     def _momenta(self, k: int, n: int) -> tuple[float, float]:
         """Per-branch averaging factor, counting the batch (cumulative average when momentum=None)."""
-        factors = []
-        for prefix, count in (("", k), (SYN_PREFIX, n - k)):
-            tracked = getattr(self, prefix + "num_batches_tracked")
-            if count > 0 and tracked is not None:
-                tracked.add_(1)
-            if self.momentum is None:
-                factors.append(1.0 / float(tracked.item()) if tracked is not None and tracked.item() > 0 else 0.0)
-            else:
-                factors.append(float(self.momentum))
+        buffers = self._buffers
+        tracked = (buffers["num_batches_tracked"], buffers[SYN_PREFIX + "num_batches_tracked"])
+        counted = [t for t, count in zip(tracked, (k, n - k)) if count > 0 and t is not None]
+        if counted:
+            torch._foreach_add_(counted, 1)  # one call for both branches
+        if self.momentum is not None:
+            return float(self.momentum), float(self.momentum)
+        factors = [1.0 / float(t.item()) if t is not None and t.item() > 0 else 0.0
+                   for t in tracked]
         return factors[0], factors[1]
 
-    def _stacked(self, name: str) -> torch.Tensor | None:
-        real, syn = getattr(self, name), getattr(self, SYN_PREFIX + name)
-        return None if real is None else torch.stack([real, syn])  # (2, C)
+    def _pair(self, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(real, synthetic)`` tensors of ``name``: the module's own, used in place (the
+        ``cpu`` backend updates the running statistics directly; others get them stacked and
+        copied back by ``dual_bn``)."""
+        store = self._parameters if name in self._parameters else self._buffers
+        real = store[name]
+        return None if real is None else (real, store[SYN_PREFIX + name])
 
     def _normalize(self, x, k, weight, bias, running_mean, running_var, batch_stats, momentum,
                    residual, relu):
@@ -156,17 +160,15 @@ class DualBatchNorm2d(nn.Module):
         k = self._split(x, num_real, batch_stats)
         update = self.training and self.track_running_stats
         momentum = self._momenta(k, x.shape[0]) if update else (0.0, 0.0)
-        rm, rv = self._stacked("running_mean"), self._stacked("running_var")
-        y = self._normalize(x, k, self._stacked("weight"), self._stacked("bias"),
-                            rm if (update or not batch_stats) else None,
-                            rv if (update or not batch_stats) else None,
+        stats = update or not batch_stats
+        y = self._normalize(x, k, self._pair("weight"), self._pair("bias"),
+                            self._pair("running_mean") if stats else None,
+                            self._pair("running_var") if stats else None,
                             batch_stats, momentum, residual, self.relu if relu is None else relu)
-        if update:
-            with torch.no_grad():
-                for name, stacked in (("running_mean", rm), ("running_var", rv)):
-                    getattr(self, name).copy_(stacked[0])
-                    getattr(self, SYN_PREFIX + name).copy_(stacked[1])
-        return self.act(self.drop(y))
+        act, drop = self._modules["act"], self._modules["drop"]
+        if type(act) is nn.Identity and type(drop) is nn.Identity:
+            return y
+        return act(drop(y))
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "

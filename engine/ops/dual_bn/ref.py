@@ -41,9 +41,18 @@ def check_dual_bn_args(x: torch.Tensor, num_real: int, weight, bias, running_mea
                          "of the batch are real, the rest synthetic")
     for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
                     ("running_var", running_var)):
-        if t is not None and tuple(t.shape) != (2, c):
-            raise ValueError(f"{name} must have shape (2, C) = (2, {c}) (row 0 real, row 1 "
-                             f"synthetic), got {tuple(t.shape)}")
+        if t is None:
+            continue
+        if isinstance(t, torch.Tensor):
+            ok = t.shape == (2, c)
+        else:
+            ok = len(t) == 2 and all(p is not None and p.shape == (c,) for p in t)
+        if not ok:
+            shapes = (tuple(t.shape) if isinstance(t, torch.Tensor)
+                      else [None if p is None else tuple(p.shape) for p in t])
+            raise ValueError(f"{name} must be a (2, C) = (2, {c}) tensor (row 0 real, row 1 "
+                             f"synthetic) or a (real, synthetic) pair of ({c},) tensors, got "
+                             f"shape(s) {shapes}")
     if (running_mean is None) != (running_var is None):
         raise ValueError("give both running_mean and running_var, or neither")
     if not training and running_mean is None:
@@ -56,6 +65,24 @@ def check_dual_bn_args(x: torch.Tensor, num_real: int, weight, bias, running_mea
             if count * hw == 1:
                 raise ValueError(f"{('real', 'synthetic')[d]} part has a single value per channel; "
                                  "batch statistics need at least 2 (use a larger batch or eval mode)")
+
+
+def domain_pair(t) -> tuple:
+    """``(real, synthetic)`` of a per-domain argument: a (2, C) tensor's rows (views), a pair
+    as given, or ``(None, None)``."""
+    if t is None:
+        return None, None
+    if isinstance(t, torch.Tensor):
+        return t[0], t[1]
+    real, syn = t
+    return real, syn
+
+
+def stack_domains(t) -> torch.Tensor | None:
+    """A per-domain argument as one (2, C) tensor: a pair is stacked (differentiably)."""
+    if t is None or isinstance(t, torch.Tensor):
+        return t
+    return torch.stack(tuple(t))
 
 
 def dual_bn_ref(x: torch.Tensor, num_real: int, weight: torch.Tensor | None, bias: torch.Tensor | None,

@@ -15,7 +15,8 @@ import torch
 import torch.distributed as dist
 
 from engine.ops.dual_bn.module import DualBatchNorm2d
-from engine.ops.dual_bn.ref import dual_bn_tail
+from engine.ops.dual_bn.op import copy_back
+from engine.ops.dual_bn.ref import dual_bn_tail, stack_domains
 
 
 class AllReduceSum(torch.autograd.Function):
@@ -92,5 +93,8 @@ class DualSyncBatchNorm2d(DualBatchNorm2d):
         if not (batch_stats and self._synced()):
             return super()._normalize(x, k, weight, bias, running_mean, running_var, batch_stats,
                                       momentum, residual, relu)
-        return sync_dual_bn(x, k, weight, bias, running_mean, running_var, momentum, self.eps,
-                            residual, relu, self.process_group)
+        rm, rv = stack_domains(running_mean), stack_domains(running_var)
+        y = sync_dual_bn(x, k, stack_domains(weight), stack_domains(bias), rm, rv, momentum,
+                         self.eps, residual, relu, self.process_group)
+        copy_back((running_mean, running_var), (rm, rv))
+        return y

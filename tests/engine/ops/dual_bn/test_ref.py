@@ -80,13 +80,14 @@ def test_ref_argument_errors(kwargs, msg):
         dual_bn_ref(**args)
 
 
-def test_registry_picks_reference_on_cpu_and_triton_needs_interpreter(monkeypatch):
+def test_registry_picks_cpu_path_on_cpu_and_triton_needs_interpreter(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.delenv(registry.ENV_VAR, raising=False)
-    ctx = dict(device_type="cpu", dtype=torch.float32, explicit=False)
-    assert registry.select("dual_bn", **ctx).name == "ref"
+    ctx = dict(device_type="cpu", dtype=torch.float32, explicit=False, dense=True)
+    assert registry.select("dual_bn", **ctx).name == "cpu"
     why = dict(registry.explain("dual_bn", **ctx))
-    assert "CUDA" in why["triton"] and why["ref"] is None and "opt-in" in why["ref_compiled"]
+    assert "CUDA" in why["triton"] and why["cpu"] is None and why["ref"] is None
+    assert "opt-in" in why["ref_compiled"]
     with pytest.raises(RuntimeError, match="Triton needs a CUDA tensor"):
         dual_bn(torch.randn(2, 3, 2, 2), 1, None, None, None, None, backend="triton")
     monkeypatch.setenv("TRITON_INTERPRET", "1")
