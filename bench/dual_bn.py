@@ -9,8 +9,7 @@ DualBN (50/50 split, ResNet tails fused, as the trainer builds it) on the defaul
 the reference, against the same step with plain batch norm.  All interleaved in one measurement.
 Headlines: ``compiled_ref_vs_single_bn`` (forward; target <= 1.15) and
 ``default_vs_single_bn_fwd_bwd`` (what a training step pays per norm with the *default* CPU
-backend, whatever its name: ``default_backend`` in the JSON says which; the name is kept for
-the README table and the smoke test).  ``resnet50_dual_bn_step_vs_bn_step`` (target <= 1.10,
+backend, whatever its name: ``default_backend`` in the JSON says which).  ``resnet50_dual_bn_step_vs_bn_step`` (target <= 1.10,
 issue #12's ``dual_bn_step_vs_bn_step``) is a secondary figure here; ``bench train_step``
 measures it for the trainer.
 
