@@ -59,33 +59,29 @@ def pack_main(argv: list[str] | None = None) -> int:
         raise FileNotFoundError(f"{cfg.source}: no such image folder or list file")
     if os.path.isdir(out):
         raise ConfigError(f"--out {out} is a folder; give the .beton file to write")
-    from loaders.beton.pack import pack
+    from loaders.beton.pack import pack, report
 
-    res = pack(cfg)
-    print(f"packed {res.num_written} images of {len(res.classes)} classes into {out} "
-          f"({res.passthrough} JPEGs stored verbatim)", file=sys.stderr)
-    if res.skipped:
-        listing = out + ".skipped.txt"
-        with open(listing, "w", encoding="utf8") as f:
-            f.writelines(f"{p}\t{why}\n" for p, why in res.skipped)
-        print(f"skipped {len(res.skipped)} unreadable files (listed in {listing}):",
-              file=sys.stderr)
-        for p, why in res.skipped[:20]:
-            print(f"  {why}", file=sys.stderr)
+    report(cfg, pack(cfg), sys.stderr)  # the summary, and the skipped files beside the output
     return 0
 
 
 # ----------------------------------------------------------------------------- merge
 def get_merge_args_parser() -> ArgumentParser:
     p = ArgumentParser(prog="synthclone merge", description=(
-        "Concatenate .beton files with identical fields (bytes copied verbatim, sample ids "
-        "renumbered 0..total-1 unless --keep-sample-ids)."),
+        "Join .beton files with identical fields (bytes copied verbatim, checksums verified). "
+        "Generated files keep their sample ids (unique, one plan, ordered by id); others are "
+        "renumbered 0..total-1 in input order. Rerun the same command to resume."),
         epilog="example: synthclone merge clone.shard0of2.beton clone.shard1of2.beton "
-               "--keep-sample-ids --out clone.beton")
+               "--out clone.beton")
     p.add_argument("inputs", nargs="+", help="input .beton files, in output order")
     add_out_arg(p, "merged .beton file to write")
-    p.add_argument("--keep-sample-ids", action="store_true",
-                   help="keep stored 'sample_id' values instead of renumbering them")
+    ids = p.add_mutually_exclusive_group()
+    ids.add_argument("--keep-sample-ids", dest="sample_ids", action="store_const", const="keep",
+                     default="auto", help="keep stored 'sample_id' values (the default for "
+                                          "generated files; duplicates are refused)")
+    ids.add_argument("--renumber-sample-ids", dest="sample_ids", action="store_const",
+                     const="renumber", help="renumber 'sample_id' 0..total-1 in input order "
+                                            "(the default for real files)")
     add_overwrite_arg(p)
     add_progress_arg(p)
     return p
@@ -100,8 +96,8 @@ def merge_main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"{path}: no such .beton file")
     from loaders.beton.merge import merge_betons
 
-    n = merge_betons(a.inputs, a.out, renumber_field=None if a.keep_sample_ids else "sample_id",
-                     overwrite=a.overwrite, progress=a.progress)
+    n = merge_betons(a.inputs, a.out, sample_ids=a.sample_ids, overwrite=a.overwrite,
+                     progress=a.progress)
     print(f"merged {len(a.inputs)} files, {n} samples -> {a.out}", file=sys.stderr)
     return 0
 
@@ -119,13 +115,14 @@ def _positive(text: str) -> int:
 
 def get_inspect_args_parser() -> ArgumentParser:
     p = ArgumentParser(prog="synthclone inspect", description=(
-        "Summarise a .beton (samples per class and domain, fields, size, write-mode mix) or a "
-        "plan file (rows per class and recipe, settings, example prompts, estimated time)."),
+        "Summarise a .beton (kind, samples per class with the class names the file stores, "
+        "domain, fields, size, write-mode mix; --verify checks every checksum) or a plan file "
+        "(rows per class and recipe, settings, example prompts, estimated time)."),
         epilog="examples: synthclone inspect clone.beton --verify --grid sheet.png; "
                "synthclone inspect plan.jsonl")
     p.add_argument("path", help=".beton file, or a plan file (.jsonl)")
     p.add_argument("--verify", action="store_true",
-                   help="structural checks and decode every image")
+                   help="check every checksum and the structure, and decode every image")
     p.add_argument("--grid", metavar="OUT.png",
                    help="write a contact sheet: one row per class, captioned with class names "
                         "(and OUT.html beside it, with each image's prompt)")
@@ -165,7 +162,7 @@ def inspect_main(argv: list[str] | None = None) -> int:
     if not os.path.exists(a.path):
         raise FileNotFoundError(f"{a.path}: no such file")
     from loaders.beton.reader import BetonReader
-    from loaders.beton.summary import class_names, contact_sheet, summarize
+    from loaders.beton.summary import contact_sheet, format_summary, summarize
 
     with BetonReader(a.path) as r:
         s = summarize(r)
@@ -176,20 +173,5 @@ def inspect_main(argv: list[str] | None = None) -> int:
     if a.json:
         print(json.dumps(s, sort_keys=True))
         return 0
-    print(f"{s['path']}: {s['num_samples']} samples, {s['file_bytes'] / 2**20:.1f} MiB, "
-          f"page {s['page_size']}")
-    print("fields: " + ", ".join(f"{n} ({t})" for n, t in s["fields"].items()))
-    if "write_modes" in s:
-        print(f"write modes: {s['write_modes']}  height {s['image_height']}  "
-              f"width {s['image_width']}")
-    print(f"domains: {s['domains']}")
-    if "classes" in s:
-        names = class_names(s["classes"])
-        print(f"classes: {s['num_classes']}")
-        for label, n in sorted(s["classes"].items(), key=lambda kv: -kv[1])[:20]:
-            print(f"  {label:>5} {n:>7}  {names.get(label, '')}")
-    if a.verify:
-        print(f"verify: OK ({s['verify']['image_modes']})")
-    if a.grid:
-        print(f"grid: {s['grid']}")
+    print(format_summary(s))  # kind, stored class names, checksums (loaders/beton/summary.py)
     return 0

@@ -126,9 +126,13 @@ def generate(plan, out: str, cfg: GenerateConfig, shard=(0, 1), overwrite: bool 
             raise GenerateError(f"{out}.partial holds {writer.num_samples} samples, the plan "
                                 f"shard {len(rows)}; pass --overwrite to start over")
     else:
+        from loaders.beton.schema import generated_info
+
+        info = generated_info(plan.hash, plan.recipes, {(r.label, r.wnid) for r in plan.rows},
+                              plan.header.get("class_names"))   # kind, plan hash, class names
         writer = BetonWriter(out, num_samples=len(rows), fields=beton_fields(cfg),
                              num_workers=cfg.writer_workers, overwrite=overwrite,
-                             durable=cfg.durable)
+                             durable=cfg.durable, info=info)
     done = writer.done_ids
     log = RunLog(run_dir, plan, (i, n), cfg, applied, resumed=len(done), total=len(rows))
     log.write_state()

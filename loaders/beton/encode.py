@@ -3,8 +3,13 @@
 ``check_sample`` runs in the producer (cheap checks, errors name the sample); ``encode_sample``
 runs on the writer's pool: it calls each FFCV field's own ``encode`` with a recording ``malloc``
 (images go through FFCV's own ``resizer``/``encode_jpeg`` in the same order as its ``encode``),
-so the stored bytes are what FFCV's ``DatasetWriter`` stores.
-Pointers in the record are left at 0; the writer patches them when it places the blobs.
+so the stored bytes are what FFCV's ``DatasetWriter`` stores. It also computes the sample's data
+checksum there (``zlib.crc32`` releases the GIL), off the producer's thread.
+
+Custom fields (any other ``Field`` subclass, FFCV type id 255) are encoded by their own
+``encode`` with no checks, as FFCV does. Our ``malloc`` cannot know the final file offset yet,
+so it returns a sentinel pointer; the byte offset where the field stored it is found in the
+record, and the writer patches the real pointer there when it places the blob.
 """
 from __future__ import annotations
 
@@ -16,7 +21,11 @@ from ffcv.fields import (BytesField, FloatField, IntField, JSONField, NDArrayFie
                          RGBImageField, TorchTensorField)
 from ffcv.fields.rgb_image import encode_jpeg, resizer
 
-from loaders.beton.format import IMAGE_MODE_JPG, IMAGE_MODE_RAW, EncodedImage
+from loaders.beton.format import IMAGE_MODE_JPG, IMAGE_MODE_RAW, EncodedImage, is_custom
+from loaders.beton.integrity import chain_crc
+
+SENTINEL_BASE = 0x5C5C5C5C00000000
+"""Pointer handed to a custom field's ``encode`` (plus the malloc count): found, then patched."""
 
 
 class SampleError(LoadersError, ValueError):
@@ -34,6 +43,8 @@ def check_sample(sample_id: int, values: dict, fields: dict) -> None:
         v = values[name]
         if type(v) is int and type(field) is IntField:  # the common case, without ABC checks
             continue
+        if is_custom(field):
+            continue  # FFCV checks nothing either: the field's own encode decides
         where = f"sample {sample_id}, field {name!r}"
         if isinstance(field, RGBImageField):
             if isinstance(v, EncodedImage):
@@ -60,12 +71,15 @@ def check_sample(sample_id: int, values: dict, fields: dict) -> None:
         elif isinstance(field, JSONField):
             continue  # json.dumps reports what it cannot encode
         elif isinstance(field, BytesField):
+            # FFCV stores ``size`` elements cast to uint8 (``buffer[:] = value``): np.zeros(2)
+            # becomes two zero bytes. Any 1-D numeric array is taken the same way.
             if not isinstance(v, (bytes, bytearray, memoryview, np.ndarray)):
-                raise SampleError(f"{where}: expected bytes or a 1-D uint8 array, got "
+                raise SampleError(f"{where}: expected bytes or a 1-D array (uint8; other "
+                                  f"numeric dtypes are cast to uint8 as FFCV does), got "
                                   f"{type(v).__name__}")
-            if isinstance(v, np.ndarray) and (v.dtype != np.uint8 or v.ndim != 1):
-                raise SampleError(f"{where}: bytes array must be 1-D uint8, got {v.dtype} "
-                                  f"{v.shape}")
+            if isinstance(v, np.ndarray) and (v.ndim != 1 or v.dtype.kind not in "biuf"):
+                raise SampleError(f"{where}: bytes array must be 1-D and numeric (pass "
+                                  f"bytes or a 1-D uint8 array), got {v.dtype} {v.shape}")
         elif isinstance(field, (NDArrayField, TorchTensorField)):
             arr = v.numpy() if isinstance(field, TorchTensorField) and hasattr(v, "numpy") else v
             if not isinstance(arr, np.ndarray):
@@ -99,20 +113,51 @@ def _encode_rgb(field: RGBImageField, dest, image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image).reshape(-1)
 
 
-def encode_sample(values: dict, fields: dict, mdtype: np.dtype):
-    """-> (record: 1-element structured array, blobs: [(field_index, np.uint8 array)])."""
-    record = np.zeros(1, dtype=mdtype)
+def _find_sentinel(raw: bytes, start: int, end: int, value: int, name: str) -> int:
+    key = value.to_bytes(8, "little")
+    pos = raw.find(key, start, end)
+    if pos < 0:
+        raise SampleError(f"custom field {name!r} did not store the pointer malloc returned in "
+                          "its metadata (the streaming writer patches it there)")
+    return pos
+
+
+def encode_sample(values: dict, fields: dict, layout) -> tuple:
+    """-> (record bytes: uint8 array of ``layout.itemsize``, blobs: [(pointer offset in the
+    record, uint8 array)] in field order, CRC-32 of the blobs).
+
+    ``layout`` is the writer's :class:`loaders.beton.format.RecordLayout`.
+    """
+    record = np.zeros(1, dtype=layout.mdtype)
     blobs = []
     for i, (name, field) in enumerate(fields.items()):
         dest = record[f"f{i}"][0:1]
         v = values[name]
-        if isinstance(field, RGBImageField) and isinstance(v, EncodedImage):
-            dest["mode"] = IMAGE_MODE_JPG if v.mode == "jpg" else IMAGE_MODE_RAW
-            dest["height"], dest["width"] = v.height, v.width
-            blobs.append((i, np.frombuffer(v.data, dtype=np.uint8)))
+        off = layout.ptr_offsets[i]
+        if layout.custom[i]:
+            calls = []
+
+            def malloc(size, _calls=calls):
+                buf = np.zeros(int(size), dtype=np.uint8)
+                _calls.append(buf)
+                return SENTINEL_BASE + len(_calls) - 1, buf
+
+            field.encode(dest, v, malloc)
+            raw = record.tobytes()
+            start, end = layout.spans[i]
+            blobs.extend((_find_sentinel(raw, start, end, SENTINEL_BASE + k, name), b)
+                         for k, b in enumerate(calls))
             continue
         if isinstance(field, RGBImageField):
-            blobs.append((i, _encode_rgb(field, dest, np.asarray(v))))
+            if isinstance(v, EncodedImage):
+                dest["mode"] = IMAGE_MODE_JPG if v.mode == "jpg" else IMAGE_MODE_RAW
+                dest["height"], dest["width"] = v.height, v.width
+                blobs.append((off, np.frombuffer(v.data, dtype=np.uint8)))
+            else:
+                blobs.append((off, _encode_rgb(field, dest, np.asarray(v))))
+            continue
+        if off is None:  # Int/Float: FFCV's encode writes the value into the record
+            field.encode(dest, v, None)
             continue
         if isinstance(field, BytesField) and not isinstance(field, JSONField) \
                 and not isinstance(v, np.ndarray):
@@ -130,7 +175,7 @@ def encode_sample(values: dict, fields: dict, mdtype: np.dtype):
             NDArrayField.encode(field, dest, v, malloc)
         else:
             field.encode(dest, v, malloc)
-        if len(calls) > 1:
+        if len(calls) != 1:
             raise SampleError(f"field {name!r} allocated {len(calls)} regions; expected one")
-        blobs.extend((i, b) for b in calls)
-    return record, blobs
+        blobs.append((off, calls[0]))
+    return record.view(np.uint8).reshape(-1), blobs, chain_crc(b for _, b in blobs)

@@ -15,7 +15,6 @@ renamed by hand is refused by FFCV and by our reader instead of being read as ga
 """
 from __future__ import annotations
 
-from loaders.errors import LoadersError
 import dataclasses
 
 import numpy as np
@@ -25,10 +24,13 @@ from ffcv.fields.base import Field
 from ffcv.types import (ALLOC_TABLE_TYPE, CURRENT_VERSION, TYPE_ID_HANDLER, FieldDescType,
                         HeaderType, get_metadata_type)
 
+from loaders.errors import LoadersError
+
 __all__ = ["ALLOC_TABLE_TYPE", "FORMAT_VERSION", "PARTIAL_VERSION", "HeaderType", "FieldDescType",
            "BetonFormatError", "EncodedImage", "DEFAULT_PAGE_SIZE", "MIN_PAGE_SIZE",
            "MAX_PAGE_SIZE", "IMAGE_MODE_JPG", "IMAGE_MODE_RAW", "field_descriptors",
-           "pointer_slot", "metadata_type", "align_up", "check_page_size", "type_id_of"]
+           "pointer_slot", "metadata_type", "align_up", "check_page_size", "type_id_of",
+           "CUSTOM_TYPE_ID", "is_custom", "RecordLayout", "row_bytes"]
 
 FORMAT_VERSION = CURRENT_VERSION
 """The .beton version we write and read (2)."""
@@ -79,19 +81,57 @@ class EncodedImage:
                              f"{self.height}*{self.width}*3")
 
 
+CUSTOM_TYPE_ID = 255
+"""FFCV's type id of any other ``Field`` subclass (a custom field; readers need its class)."""
+
+
 def type_id_of(field: Field) -> int:
-    """FFCV's type id of a field object (exact type, as FFCV's writer does)."""
+    """FFCV's type id of a field object (exact type, as FFCV's writer does): 255 for any other
+    ``Field`` subclass (a custom field)."""
     for tid, handler in TYPE_ID_HANDLER.items():
         if handler is not None and type(field) is handler:
             return tid
-    raise TypeError(f"unsupported field type {type(field).__name__}: use one of "
-                    "RGBImageField, IntField, FloatField, BytesField, JSONField, NDArrayField, "
-                    "TorchTensorField from ffcv.fields")
+    if not isinstance(field, Field):
+        raise TypeError(f"{type(field).__name__} is not an ffcv Field: use RGBImageField, "
+                        "IntField, FloatField, BytesField, JSONField, NDArrayField, "
+                        "TorchTensorField from ffcv.fields, or a Field subclass of your own")
+    return CUSTOM_TYPE_ID
+
+
+def is_custom(field: Field) -> bool:
+    """A field FFCV stores with type id 255 (not one of its built-in classes exactly)."""
+    return type_id_of(field) == CUSTOM_TYPE_ID
+
+
+def row_bytes(rows: np.ndarray) -> np.ndarray:
+    """Structured records as a 2-D uint8 array, alignment padding included (copying a row
+    subset of a structured array leaves its padding uninitialised; a byte view does not)."""
+    return np.ascontiguousarray(rows).view(np.uint8).reshape(len(rows), rows.dtype.itemsize)
+
+
+class RecordLayout:
+    """Byte layout of the metadata record: where each field's data pointer sits."""
+
+    def __init__(self, fields: dict):
+        self.mdtype = metadata_type(fields.values())
+        self.itemsize = self.mdtype.itemsize
+        self.custom = [is_custom(f) for f in fields.values()]
+        self.ptr_offsets, self.spans = [], []
+        for k, field in enumerate(fields.values()):
+            sub, base = self.mdtype.fields[f"f{k}"]
+            self.spans.append((base, base + sub.itemsize))
+            slot = None if self.custom[k] else pointer_slot(field)
+            if slot is None:
+                self.ptr_offsets.append(None)
+            elif slot == "":
+                self.ptr_offsets.append(base)
+            else:
+                self.ptr_offsets.append(base + sub.fields[slot][1])
 
 
 def pointer_slot(field: Field):
-    """Where a field's metadata holds its data pointer: a sub-field name, ``""`` (the whole
-    scalar record) or ``None`` (no data outside the metadata)."""
+    """Where a built-in field's metadata holds its data pointer: a sub-field name, ``""`` (the
+    whole scalar record) or ``None`` (no data outside the metadata)."""
     if isinstance(field, RGBImageField):
         return "data_ptr"
     if isinstance(field, (BytesField, JSONField)):
@@ -155,6 +195,9 @@ def make_header(version: int, num_fields: int, page_size: int, num_samples: int,
 def field_spec(field: Field) -> dict:
     """A JSON-able description of a field, including the writer-only options that FFCV does not
     store in the file (write_mode, max_resolution, ...): the journal keeps it for ``resume``."""
+    if is_custom(field):
+        return {"type": "custom", "class": f"{type(field).__module__}.{type(field).__qualname__}",
+                "arguments": field.to_binary()[0].tobytes().hex()}
     if isinstance(field, RGBImageField):
         return {"type": "RGBImageField", "write_mode": field.write_mode,
                 "max_resolution": field.max_resolution, "smart_threshold": field.smart_threshold,
@@ -165,12 +208,14 @@ def field_spec(field: Field) -> dict:
     if isinstance(field, NDArrayField):
         return {"type": "NDArrayField", "dtype": np.dtype(field.dtype).str,
                 "shape": [int(s) for s in field.shape]}
-    type_id_of(field)  # raises for unsupported types
     return {"type": type(field).__name__}
 
 
-def field_from_spec(spec: dict) -> Field:
+def field_from_spec(spec: dict, name: str = "?") -> Field:
     kind = spec["type"]
+    if kind == "custom":
+        raise BetonFormatError(f"field {name!r} is a custom field ({spec['class']}): pass "
+                               "fields={...} with its field object to BetonWriter.resume")
     if kind == "RGBImageField":
         return RGBImageField(write_mode=spec["write_mode"], max_resolution=spec["max_resolution"],
                              smart_threshold=spec["smart_threshold"],

@@ -2,9 +2,14 @@
 
 Every offset read from the file is checked against the file before use, so truncated or
 corrupt files raise ``BetonFormatError`` (a ``ValueError``) instead of crashing or hanging.
+Files we write carry checksums of the header, descriptors, allocation table, every metadata
+record and every sample's data (``integrity.py``): the header/descriptor and table checksums
+are checked on open, all of them by ``verify()``, and a sample's by ``read``/``encoded`` when
+the reader was opened with ``check=True``. ``info`` is the file's :class:`FileInfo` (None for
+files written by FFCV).
 
     r = BetonReader(path)
-    len(r), r.fields, r.read(i) -> {"image": HxWx3 uint8, "label": int, ...}
+    len(r), r.fields, r.info, r.read(i) -> {"image": HxWx3 uint8, "label": int, ...}
     data, mode = r.encoded(i, "image")       # JPEG/raw bytes as stored; .height/.width too
     r.verify(decode=True)
 """
@@ -14,6 +19,7 @@ import io
 import json
 import mmap
 import os
+import zlib
 
 import numpy as np
 import PIL.Image
@@ -23,7 +29,9 @@ from ffcv.libffcv import imdecode
 from ffcv.types import TYPE_ID_HANDLER
 
 from loaders.beton import format as fmt
+from loaders.beton import integrity
 from loaders.beton.format import BetonFormatError
+from loaders.beton.schema import FileInfo
 
 __all__ = ["BetonReader", "EncodedBytes"]
 _JSON_SEPARATOR = b"\0"
@@ -53,10 +61,19 @@ def _handler(type_id: int, arguments):
 
 
 class BetonReader:
-    """Read-only view of a finished .beton (see module doc)."""
+    """Read-only view of a finished .beton (see module doc).
 
-    def __init__(self, path: str):
+    custom_fields: ``{name: FieldClass}`` for fields FFCV stores with type id 255 (as FFCV's
+        ``Loader(custom_fields=...)``); their values are read like the built-in base class.
+    check: verify each sample's checksums when it is read.
+    """
+
+    def __init__(self, path: str, custom_fields: dict | None = None, check: bool = False):
         self.path = os.fspath(path)
+        self.custom_fields = dict(custom_fields or {})
+        self.check = check
+        if os.path.isdir(self.path):
+            raise BetonFormatError(f"{self.path} is a directory, not a .beton file")
         with open(self.path, "rb") as f:
             self.file_size = os.fstat(f.fileno()).st_size
             if self.file_size < fmt.HeaderType.itemsize:
@@ -92,11 +109,20 @@ class BetonReader:
             tid = int(d["type_id"])
             try:
                 name = d["name"].tobytes().split(b"\0")[0].decode("ascii")
-                if TYPE_ID_HANDLER.get(tid) is None:
-                    raise KeyError(f"unknown field type id {tid}")
-                handler = _handler(tid, d["arguments"])
-            except Exception as exc:  # noqa: BLE001 - any parse failure is a corrupt descriptor
+            except UnicodeDecodeError as exc:
                 self._fail(f"corrupt field descriptor ({exc!r})")
+            if tid == fmt.CUSTOM_TYPE_ID:
+                if name not in self.custom_fields:
+                    self._fail(f"field {name!r} is a custom field (type id 255): pass "
+                               f"custom_fields={{{name!r}: FieldClass}} to read it")
+                handler = self.custom_fields[name].from_binary(d["arguments"])
+            else:
+                try:
+                    if TYPE_ID_HANDLER.get(tid) is None:
+                        raise KeyError(f"unknown field type id {tid}")
+                    handler = _handler(tid, d["arguments"])
+                except Exception as exc:  # noqa: BLE001 - any parse failure: corrupt descriptor
+                    self._fail(f"corrupt field descriptor ({exc!r})")
             if not name or name in self.fields:
                 self._fail(f"bad or duplicate field name {name!r}")
             self.fields[name] = handler
@@ -112,19 +138,80 @@ class BetonReader:
         if table_bytes % fmt.ALLOC_TABLE_TYPE.itemsize:
             self._fail(f"allocation table of {table_bytes} bytes is not a whole number of rows "
                        "(truncated)")
+        self._meta_end = meta_end
+        self._parse_trailer(desc_end, meta_end)
         self.metadata = self._buf[desc_end:meta_end].view(self.metadata_type)
+        self._records = self._buf[desc_end:meta_end].reshape(
+            self.num_samples, self.metadata_type.itemsize)
         table = self._buf[self.alloc_table_ptr:].view(fmt.ALLOC_TABLE_TYPE)
-        self.data_start = min(fmt.align_up(meta_end, self.page_size), self.alloc_table_ptr)
+        data_end = self.alloc_table_ptr - (self._trailer_bytes if self.trailer else 0)
+        self.data_start = min(fmt.align_up(meta_end, self.page_size), data_end)
         ptr, size, sid = (table["ptr"].astype(np.int64), table["size"].astype(np.int64),
                           table["sample_id"])
-        bad = ((ptr < self.data_start) | (size < 0) | (ptr + size > self.alloc_table_ptr)
-               | (sid >= self.num_samples))
+        # empty values (size 0) carry FFCV's placeholder pointer (data_start - page_size);
+        # they read nothing, so only their owner is checked
+        bad = (((ptr < self.data_start) | (ptr + size > data_end)) & (size != 0)) | \
+            (size < 0) | (ptr < 0) | (sid >= self.num_samples)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             self._fail(f"allocation row {i} (sample {int(sid[i])}, ptr {int(ptr[i])}, size "
                        f"{int(size[i])}) points outside the data region")
-        order = np.argsort(ptr, kind="stable")
+        order = np.lexsort((sid, ptr))  # by pointer, then owner (empty values share one)
         self._ptrs, self._sizes, self._owners = ptr[order], size[order], sid[order]
+        self._by_sample = np.lexsort((ptr, sid))
+        self._sample_start = np.searchsorted(sid[self._by_sample], np.arange(self.num_samples + 1))
+        self._table = table
+
+    def _parse_trailer(self, desc_end: int, meta_end: int) -> None:
+        """Find and check our integrity trailer; a file without one must have FFCV's layout."""
+        found = integrity.find_trailer(self._buf, self.alloc_table_ptr, meta_end,
+                                       self.num_samples)
+        if isinstance(found, str):
+            self._fail(found)
+        self.trailer = found
+        self.info: FileInfo | None = None
+        """What the file is (kind, plan hash, class names, recipes); None for FFCV's files."""
+        self._trailer_bytes = 0
+        if found is None:
+            plain = fmt.align_up(meta_end, self.page_size)
+            if not integrity.ffcv_table_position(self.alloc_table_ptr, meta_end, plain,
+                                                 self.page_size):
+                self._fail("integrity trailer missing or damaged (the allocation table is not "
+                           "where FFCV would put it, and no trailer precedes it)")
+            return
+        self._trailer_bytes = (integrity.FOOTER_BYTES + int.from_bytes(
+            self._buf[self.alloc_table_ptr - 24:self.alloc_table_ptr - 16].tobytes(), "little"))
+        if zlib.crc32(self._buf[:desc_end]) != found.header_crc:
+            self._fail("header or field descriptors are corrupt (checksum mismatch)")
+        if zlib.crc32(self._buf[self.alloc_table_ptr:]) != found.table_crc:
+            self._fail("allocation table is corrupt (checksum mismatch)")
+        try:
+            self.info = FileInfo.from_json(found.info)
+        except Exception as exc:  # noqa: BLE001 - a checksummed but unusable description
+            self._fail(f"file description in the trailer is invalid ({exc})")
+
+    @property
+    def has_checksums(self) -> bool:
+        return self.trailer is not None
+
+    def sample_allocations(self, i: int) -> np.ndarray:
+        """Allocation rows of sample ``i`` in pointer order."""
+        rows = self._by_sample[self._sample_start[i]:self._sample_start[i + 1]]
+        return self._table[rows]
+
+    def check_sample(self, i: int) -> None:
+        """Compare sample ``i``'s metadata record and data with their checksums."""
+        if self.trailer is None:
+            return
+        if zlib.crc32(self._records[i]) != int(self.trailer.record_crc[i]):
+            self._fail(f"sample {i}: metadata record is corrupt (checksum mismatch)")
+        crc = 0
+        for row in self.sample_allocations(i):
+            p, n = int(row["ptr"]), int(row["size"])
+            if n:
+                crc = zlib.crc32(self._buf[p:p + n], crc)
+        if crc != int(self.trailer.data_crc[i]):
+            self._fail(f"sample {i}: data is corrupt (checksum mismatch)")
 
     def __len__(self) -> int:
         return self.num_samples
@@ -137,17 +224,16 @@ class BetonReader:
         return int(i) % self.num_samples
 
     def _blob(self, i: int, ptr: int) -> np.ndarray:
-        j = int(np.searchsorted(self._ptrs, ptr))
-        if j >= len(self._ptrs) or self._ptrs[j] != ptr:
+        lo = int(np.searchsorted(self._ptrs, ptr, "left"))
+        hi = int(np.searchsorted(self._ptrs, ptr, "right"))
+        if lo == hi:
             self._fail(f"sample {i}: data pointer {ptr} is not in the allocation table")
-        if int(self._owners[j]) != i:
-            # zero-size allocations can share a pointer with the next one; look for ours
-            k = j
-            while k < len(self._ptrs) and self._ptrs[k] == ptr and self._owners[k] != i:
-                k += 1
-            if k == len(self._ptrs) or self._ptrs[k] != ptr:
-                self._fail(f"sample {i}: data at {ptr} belongs to sample {int(self._owners[j])}")
-            j = k
+        j = lo
+        if hi - lo > 1 or int(self._owners[lo]) != i:
+            # empty values share a pointer (and may share it with data); find our row
+            j = lo + int(np.searchsorted(self._owners[lo:hi], i))
+            if j >= hi or int(self._owners[j]) != i:
+                self._fail(f"sample {i}: data at {ptr} belongs to sample {int(self._owners[lo])}")
         return self._buf[ptr:ptr + int(self._sizes[j])]
 
     def encoded(self, i: int, name: str = "image", view: bool = False) -> EncodedBytes:
@@ -157,8 +243,13 @@ class BetonReader:
         while the reader is open)."""
         if name not in self.fields:
             raise KeyError(f"no field {name!r}; fields are {self._names}")
-        field, k = self.fields[name], self._names.index(name)
         i = self._index(i)
+        if self.check:
+            self.check_sample(i)
+        return self._encoded(i, name)
+
+    def _encoded(self, i: int, name: str) -> EncodedBytes:
+        field, k = self.fields[name], self._names.index(name)
         rec = self.metadata[i][f"f{k}"]
         if isinstance(field, RGBImageField):
             mode = int(rec["mode"])
@@ -175,20 +266,26 @@ class BetonReader:
         blob = self._blob(i, ptr)
         return EncodedBytes(blob if view else blob.tobytes(), "bytes")
 
-    def read(self, i: int) -> dict:
+    def read(self, i: int, names=None) -> dict:
         """Decoded values of sample ``i``: images HxWx3 uint8 RGB, ints, floats, bytes arrays
-        (uint8), JSON objects, numpy arrays."""
+        (uint8), JSON objects, numpy arrays; only the fields in ``names`` when given."""
         i = self._index(i)
+        if self.check:
+            self.check_sample(i)
         rec = self.metadata[i]
         out = {}
         for k, (name, field) in enumerate(self.fields.items()):
+            if names is not None and name not in names:
+                continue
             r = rec[f"f{k}"]
-            if isinstance(field, IntField):
+            if fmt.is_custom(field) and not isinstance(field, (BytesField, NDArrayField)):
+                out[name] = np.array(r)  # the raw metadata record: only its class knows more
+            elif isinstance(field, IntField):
                 out[name] = int(r)
             elif isinstance(field, FloatField):
                 out[name] = float(r)
             elif isinstance(field, RGBImageField):
-                out[name] = self._decode_image(i, self.encoded(i, name))
+                out[name] = self._decode_image(i, self._encoded(i, name))
             elif isinstance(field, JSONField):
                 raw = self._blob(i, int(r["ptr"])).tobytes().split(_JSON_SEPARATOR)[0]
                 try:
@@ -228,16 +325,23 @@ class BetonReader:
         return out
 
     def verify(self, decode: bool = False) -> dict:
-        """Structural checks of every sample (and decode every image when ``decode``).
-        Raises ``BetonFormatError`` at the first problem; returns counts when all is well."""
+        """Checksums (files we wrote) and structural checks of every sample, and decode every
+        image when ``decode``. Raises ``BetonFormatError`` at the first problem; returns counts
+        when all is well."""
         modes = {"jpg": 0, "raw": 0}
+        if self.trailer is not None:
+            bad = np.flatnonzero(integrity.record_crcs(self._records) != self.trailer.record_crc)
+            if len(bad):
+                self._fail(f"sample {int(bad[0])}: metadata record is corrupt (checksum "
+                           f"mismatch; {len(bad)} records differ)")
         for i in range(self.num_samples):
+            self.check_sample(i)
             if decode:
                 self.read(i)
             for name, field in self.fields.items():
-                if fmt.pointer_slot(field) is None:
+                if fmt.is_custom(field) or fmt.pointer_slot(field) is None:
                     continue
-                enc = self.encoded(i, name)
+                enc = self._encoded(i, name)
                 if isinstance(field, RGBImageField):
                     modes[enc[1]] += 1
                     if enc[1] == "raw" and len(enc[0]) != enc.height * enc.width * 3:
@@ -246,10 +350,11 @@ class BetonReader:
                         self._fail(f"sample {i}: field {name!r} is not a JPEG (bad SOI marker)")
                 elif isinstance(field, NDArrayField) and len(enc[0]) != field.element_size:
                     self._fail(f"sample {i}: field {name!r} has the wrong size")
-        return {"num_samples": self.num_samples, "image_modes": modes, "decoded": decode}
+        return {"num_samples": self.num_samples, "image_modes": modes, "decoded": decode,
+                "checksums": self.trailer is not None}
 
     def close(self) -> None:
-        self._buf = None
+        self._buf = self._records = self._table = None
         self.metadata = None
         try:
             self._mmap.close()

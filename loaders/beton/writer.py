@@ -35,10 +35,21 @@ against power loss.
 Holes: ``close()`` requires all N samples. ``close(shrink=True)`` (generation with quality
 filters) writes only the appended samples, renumbered densely in sample-id order; the values
 of the samples' own fields (e.g. a ``sample_id`` IntField) are untouched.
+
+One writer per output: an exclusive lock on ``<path>.lock`` (``lock.py``) is taken before the
+partial is created or resumed and held until the finished file is renamed into place; a second
+writer raises :class:`BetonLockedError` naming the holder's pid.
+
+Determinism: encoded samples are placed in the order they were appended, whatever the thread
+timing, so the same samples appended in the same order give the same file bytes with any number
+of workers (FFCV's ``proportion`` write mode draws at random, as in FFCV).
+
+Integrity: each sample's data checksum is computed on the encode threads; ``close()`` writes
+them, the metadata records' checksums and the file's :class:`FileInfo` into the trailer that
+FFCV ignores (``integrity.py``).
 """
 from __future__ import annotations
 
-from loaders.errors import LoadersError
 import concurrent.futures
 import functools
 import os
@@ -50,9 +61,13 @@ import numpy as np
 from loaders.beton import format as fmt
 from loaders.beton.encode import SampleError, check_sample, encode_sample
 from loaders.beton.journal import read_journal
-from loaders.beton.pages import PartialFile
+from loaders.beton.lock import BetonLockedError, OutputLock
+from loaders.beton.pages import PartialFile, drop_stale_journal
+from loaders.beton.schema import JOURNAL_SUFFIX, PARTIAL_SUFFIX, FileInfo
+from loaders.errors import LoadersError
 
-__all__ = ["BetonWriter", "BetonWriteError", "SampleError"]
+__all__ = ["BetonWriter", "BetonWriteError", "BetonExistsError", "BetonLockedError",
+           "SampleError"]
 
 
 ENCODE_BATCH = 16
@@ -74,6 +89,16 @@ class BetonWriteError(LoadersError, RuntimeError):
     """The writer failed (I/O error such as a full disk); the partial stays resumable."""
 
 
+class BetonExistsError(LoadersError, FileExistsError):
+    """The output (or a resumable partial of it) exists and ``overwrite`` was not given."""
+
+
+def _info_json(info) -> dict | None:
+    if info is None or isinstance(info, dict):
+        return FileInfo.from_json(info).to_json() if info else None
+    return info.to_json()
+
+
 class BetonWriter:
     """Open a .beton for ``num_samples`` samples with FFCV field objects; see module doc.
 
@@ -86,13 +111,20 @@ class BetonWriter:
     overwrite: replace an existing file or partial instead of refusing.
     durable: fsync at every commit (see durability points); False still survives SIGKILL.
     max_inflight: encoding tasks (of ``ENCODE_BATCH`` samples) queued before ``append`` blocks.
+    info: what the file is (:class:`loaders.beton.schema.FileInfo`: kind, plan hash, class
+        names, recipes), stored with the finished file; ``BetonReader.info`` reads it back.
+    job: a JSON-able fingerprint of what is being written (inputs, settings); kept in the
+        journal (not in the finished file) so that a caller can refuse to resume another job.
     """
 
     def __init__(self, path: str, num_samples: int, fields: dict, num_workers: int = 2,
                  page_size: int = fmt.DEFAULT_PAGE_SIZE, overwrite: bool = False,
-                 durable: bool = True, max_inflight: int | None = None, _resume=None):
+                 durable: bool = True, max_inflight: int | None = None,
+                 info: "FileInfo | dict | None" = None, job: dict | None = None,
+                 _resume=None, _lock: OutputLock | None = None):
         self.path = os.fspath(path)
-        self.partial_path, self.journal_path = self.path + ".partial", self.path + ".journal"
+        self.partial_path = self.path + PARTIAL_SUFFIX
+        self.journal_path = self.path + JOURNAL_SUFFIX
         if not fields:
             raise ValueError("fields must name at least one FFCV field")
         self.fields = dict(fields)
@@ -100,24 +132,25 @@ class BetonWriter:
         if self.num_samples < 1:
             raise ValueError(f"num_samples={num_samples}: must be >= 1")
         self.durable = durable
-        self._file = PartialFile(self.path, self.num_samples, self.fields, self.page_size, durable)
+        self._lock = _lock or OutputLock(self.path)
+        try:
+            if not self._lock.held:
+                self._lock.acquire()
+            self._file = PartialFile(self.path, self.num_samples, self.fields, self.page_size,
+                                     durable, _info_json(info), job)
+            if _resume is None:
+                self._create(overwrite)
+            else:
+                self._file.reopen(*_resume)
+        except BaseException:
+            self._lock.release()
+            raise
         self._mdtype = self._file.mdtype
-        self._taken: set[int] = set()
+        self._taken: set[int] = set(self._file.committed)
         self._taken_lock = threading.Lock()
         self._sample_errors: list[str] = []
         self._fatal: BaseException | None = None
         self._closed = False
-        if _resume is None:
-            if not overwrite and os.path.exists(self.path):
-                raise FileExistsError(f"{self.path} exists; pass overwrite=True "
-                                      "(--overwrite) to replace it")
-            if not overwrite and BetonWriter.partial_exists(self.path):
-                raise FileExistsError(f"a resumable partial of {self.path} exists: continue it "
-                                      "with BetonWriter.resume(path), or pass overwrite=True")
-            self._file.create()
-        else:
-            self._file.reopen(*_resume)
-            self._taken = set(self._file.committed)
         self.num_workers = int(num_workers)
         self._pool = (concurrent.futures.ThreadPoolExecutor(self.num_workers, "beton-encode")
                       if self.num_workers > 0 else None)
@@ -129,29 +162,71 @@ class BetonWriter:
         self._thread = threading.Thread(target=self._placer, name="beton-placer", daemon=True)
         self._thread.start()
 
+    def _create(self, overwrite: bool) -> None:
+        """A fresh partial (the lock is held): refuse existing outputs unless ``overwrite``."""
+        drop_stale_journal(self.path)
+        if not overwrite and os.path.exists(self.path):
+            raise BetonExistsError(f"{self.path} exists; pass --overwrite (overwrite=True) to "
+                                   "replace it")
+        if not overwrite and BetonWriter.partial_exists(self.path):
+            raise BetonExistsError(
+                f"an interrupted write of {self.path} left a resumable partial: rerun the "
+                "command that made it to resume (BetonWriter.resume(path)), or pass "
+                "--overwrite (overwrite=True) to start over")
+        self._file.create()
+
+    @property
+    def info(self) -> FileInfo | None:
+        """What the file is (stored with it at ``close()``); settable before ``close()``."""
+        return FileInfo.from_json(self._file.info)
+
+    @info.setter
+    def info(self, value) -> None:
+        self._file.info = _info_json(value)
+
+    @property
+    def job(self) -> dict | None:
+        """The job fingerprint given when the file was started (see class doc)."""
+        return self._file.job
+
     # ------------------------------------------------------------------ resuming
     @staticmethod
     def partial_exists(path: str) -> bool:
         """True when a resumable partial (``path.partial`` + ``path.journal``) exists."""
         path = os.fspath(path)
-        return os.path.exists(path + ".partial") and os.path.exists(path + ".journal")
+        return os.path.exists(path + PARTIAL_SUFFIX) and os.path.exists(path + JOURNAL_SUFFIX)
 
     @classmethod
     def resume(cls, path: str, num_workers: int = 2, durable: bool = True,
-               max_inflight: int | None = None) -> "BetonWriter":
-        """Reopen the journaled partial of ``path``; ``done_ids`` tells what is already in."""
+               max_inflight: int | None = None, fields: dict | None = None) -> "BetonWriter":
+        """Reopen the journaled partial of ``path``; ``done_ids`` tells what is already in.
+
+        fields: the field objects, needed only when the file has custom fields (their
+            descriptors must match the journal's).
+        """
         path = os.fspath(path)
-        if not cls.partial_exists(path):
-            hint = " (it is already finished)" if os.path.exists(path) else ""
-            raise FileNotFoundError(f"no resumable partial of {path}{hint}: expected "
-                                    f"{path}.partial and {path}.journal")
-        header, _, _ = read_journal(path + ".journal")
-        fields = {n: fmt.field_from_spec(s) for n, s in header["fields"]}
-        mdtype = fmt.metadata_type(fields.values())
-        header, commits, valid_len = read_journal(path + ".journal", mdtype)
+        lock = OutputLock(path).acquire()
+        try:
+            drop_stale_journal(path)
+            if not cls.partial_exists(path):
+                hint = " (it is already finished)" if os.path.exists(path) else ""
+                raise FileNotFoundError(f"no resumable partial of {path}{hint}: expected "
+                                        f"{path}{PARTIAL_SUFFIX} and {path}{JOURNAL_SUFFIX}")
+            header, _, _ = read_journal(path + JOURNAL_SUFFIX)
+            if fields is None:
+                fields = {n: fmt.field_from_spec(s, n) for n, s in header["fields"]}
+            elif fmt.field_descriptors(fields).tobytes().hex() != header["descriptors"]:
+                raise fmt.BetonFormatError(f"{path}: the fields given to resume differ from "
+                                           "the ones the partial was started with")
+            layout = fmt.RecordLayout(fields)
+            header, commits, valid_len = read_journal(path + JOURNAL_SUFFIX, layout.itemsize)
+        except BaseException:
+            lock.release()
+            raise
         return cls(path, header["num_samples"], fields, num_workers=num_workers,
                    page_size=header["page_size"], durable=durable, max_inflight=max_inflight,
-                   _resume=(header, commits, valid_len))
+                   info=header.get("info"), job=header.get("job"),
+                   _resume=(header, commits, valid_len), _lock=lock)
 
     # ------------------------------------------------------------------ producer side
     @property
@@ -175,17 +250,18 @@ class BetonWriter:
         with self._taken_lock:
             self._taken.add(sid)
         self._batch.append((sid, functools.partial(encode_sample, values, self.fields,
-                                                   self._mdtype)))
+                                                   self._file.layout)))
         if len(self._batch) >= ENCODE_BATCH:
             self._submit_batch()
 
-    def _append_encoded(self, sample_id: int, record: np.ndarray, blobs: list) -> None:
-        """Place an already-encoded sample (merge): ``record`` 1-element, pointers ignored."""
+    def _append_encoded(self, sample_id: int, record: np.ndarray, blobs: list, crc: int) -> None:
+        """Place an already-encoded sample (merge): ``record`` the record's bytes, ``blobs``
+        ``[(pointer offset, bytes)]`` in field order, ``crc`` their chained CRC-32."""
         self._check_usable()
         sid = self._check_id(sample_id)
         with self._taken_lock:
             self._taken.add(sid)
-        self._batch.append((sid, lambda: (record, blobs)))
+        self._batch.append((sid, lambda: (record, blobs, crc)))
         if len(self._batch) >= ENCODE_BATCH:
             self._submit_batch()
 
@@ -207,45 +283,56 @@ class BetonWriter:
         batch, self._batch = self._batch, []
         self._slots.acquire()
         with self._cond:
+            seq = self._submitted
             self._submitted += 1
         if self._pool is None:
-            self._queue.put(_run_batch(batch))
+            self._queue.put((seq, _run_batch(batch)))
         else:
             sids = [sid for sid, _ in batch]
             self._pool.submit(_run_batch, batch).add_done_callback(
-                functools.partial(self._enqueue, sids))
+                functools.partial(self._enqueue, seq, sids))
 
-    def _enqueue(self, sids, fut) -> None:
+    def _enqueue(self, seq, sids, fut) -> None:
         try:
-            self._queue.put(fut.result())
+            self._queue.put((seq, fut.result()))
         except BaseException as exc:  # noqa: BLE001 - the task itself died: fail its samples
-            self._queue.put([(sid, None, exc) for sid in sids])
+            self._queue.put((seq, [(sid, None, exc) for sid in sids]))
 
     # ------------------------------------------------------------------ placer thread
     def _placer(self) -> None:
-        """Place encoded batches in completion order (one thread: pages fill sequentially)."""
+        """Place encoded batches in submission order (one thread: pages fill sequentially,
+        and the layout does not depend on which worker finished first)."""
+        waiting, next_seq = {}, 0
         while True:
-            items = self._queue.get()
-            if items is None:
+            got = self._queue.get()
+            if got is None:
                 return
-            for sid, result, exc in items:
-                try:
-                    if exc is not None:
-                        raise SampleError(f"sample {sid}: encoding failed: {exc!r}") from exc
-                    if self._fatal is None:
-                        self._file.place(sid, *result)
-                except SampleError as err:
-                    with self._taken_lock:
-                        self._taken.discard(sid)
-                    self._sample_errors.append(str(err))
-                except BaseException as err:  # noqa: BLE001 - I/O failure: keep the partial
-                    with self._taken_lock:
-                        self._taken.discard(sid)
-                    self._fatal = self._fatal or err
-            self._slots.release()
-            with self._cond:
-                self._done += 1
-                self._cond.notify_all()
+            waiting[got[0]] = got[1]
+            while next_seq in waiting:
+                self._place_batch(waiting.pop(next_seq))
+                next_seq += 1
+
+    def _place_batch(self, items) -> None:
+        for sid, result, exc in items:
+            try:
+                if exc is not None:
+                    if isinstance(exc, SampleError):
+                        raise SampleError(f"sample {sid}: {exc}") from exc
+                    raise SampleError(f"sample {sid}: encoding failed: {exc!r}") from exc
+                if self._fatal is None:
+                    self._file.place(sid, *result)
+            except SampleError as err:
+                with self._taken_lock:
+                    self._taken.discard(sid)
+                self._sample_errors.append(str(err))
+            except BaseException as err:  # noqa: BLE001 - I/O failure: keep the partial
+                with self._taken_lock:
+                    self._taken.discard(sid)
+                self._fatal = self._fatal or err
+        self._slots.release()
+        with self._cond:
+            self._done += 1
+            self._cond.notify_all()
 
     # ------------------------------------------------------------------ durability / finish
     def _drain(self) -> None:
@@ -262,9 +349,12 @@ class BetonWriter:
             raise self._fatal_error() from self._fatal
 
     def _fatal_error(self) -> BetonWriteError:
-        return BetonWriteError(f"writing {self.path} failed ({self._fatal!r}); the partial file "
-                               "keeps every committed sample: continue with "
-                               "BetonWriter.resume(path)")
+        what = self._fatal
+        if isinstance(what, OSError) and what.strerror:
+            what = f"{what.strerror}" + (f": {what.filename}" if what.filename else "")
+        return BetonWriteError(f"writing {self.path} failed ({what}); the partial file keeps "
+                               "every committed sample: fix the cause and rerun the same "
+                               "command to resume (BetonWriter.resume(path) from Python)")
 
     def _raise_sample_errors(self) -> None:
         if self._sample_errors:
@@ -321,11 +411,14 @@ class BetonWriter:
 
     def _shutdown(self) -> None:
         self._closed = True
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)  # running tasks hand their results to the placer
-        self._queue.put(None)
-        self._thread.join()
-        self._file.close()
+        try:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)  # running tasks hand their results to the placer
+            self._queue.put(None)
+            self._thread.join()
+            self._file.close()
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> "BetonWriter":
         return self
@@ -340,3 +433,4 @@ class BetonWriter:
 
     def __len__(self) -> int:
         return self.num_samples
+

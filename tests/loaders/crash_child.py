@@ -6,7 +6,8 @@ usage: python -m tests.loaders.crash_child PATH N MODE K
   MODE fsync:   SIGKILL itself at the K-th fsync (between a page write and its journal record,
                 or between a journal write and its fsync)
   MODE replace: SIGKILL itself when close() renames the finished partial (after header+fsync)
-  MODE unlink:  SIGKILL itself after the rename, before the journal is removed
+  MODE unlink:  SIGKILL itself after the journal is removed (the lock file stays behind)
+  MODE renamed: SIGKILL itself right after the rename, before the journal is removed
 """
 import os
 import signal
@@ -35,18 +36,19 @@ def main(path, n, mode, k):
             real(fd)
 
         journal_mod.fsync = pages_mod.fsync = fsync
-    elif mode in ("replace", "unlink"):
-        real = getattr(os, mode)
+    elif mode in ("replace", "unlink", "renamed"):
+        name = "replace" if mode == "renamed" else mode
+        real = getattr(os, name)
 
         def hook(src, *args, **kwargs):
             ours = str(src).endswith(".journal" if mode == "unlink" else ".partial")
-            if ours and mode == "unlink":
+            if ours and mode in ("unlink", "renamed"):
                 real(src, *args, **kwargs)
             if ours:
                 die()
             return real(src, *args, **kwargs)
 
-        setattr(pages_mod.os, mode, hook)
+        setattr(pages_mod.os, name, hook)
     w = BetonWriter(path, n, crash_fields(), num_workers=2, page_size=1 << 21)
     for j, i in enumerate(append_order(n)):
         w.append(i, crash_values(i))

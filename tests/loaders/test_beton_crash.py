@@ -114,6 +114,20 @@ def test_sigkill_after_rename_leaves_finished_file(tmp_path, reference):
     assert_same(reference, path)
 
 
+def test_sigkill_between_rename_and_journal_removal(tmp_path, reference):
+    """The finished file is complete; the journal left beside it is dropped by the next writer
+    instead of making the output look unfinished or foreign."""
+    path = tmp_path / "gen.beton"
+    run_child(path, "renamed", 0)
+    journal = str(path) + ".journal"
+    assert path.exists() and os.path.exists(journal) and not BetonWriter.partial_exists(path)
+    assert_same(reference, path)
+    with pytest.raises(FileNotFoundError, match="already finished"):
+        BetonWriter.resume(path)
+    assert not os.path.exists(journal) and not os.path.exists(str(path) + ".lock")
+    assert_same(reference, path)  # untouched
+
+
 def test_resumed_file_reads_through_ffcv_loader(tmp_path, reference):
     path = tmp_path / "gen.beton"
     appended = run_child(path, "appends", 21)  # dies mid-page, between flushes

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from ffcv.fields import FloatField, IntField, JSONField, RGBImageField
 
-from loaders.beton import BetonReader, BetonWriter, merge_betons
+from loaders.beton import BetonReader, BetonWriter, MergeError, merge_betons
 from tests.loaders.beton_data import PAGE, ffcv_write, load_all, make_image
 
 SIZES = (5, 7, 4)
@@ -57,12 +57,13 @@ def test_merge_three_shards_reads_through_ffcv(tmp_path, shards):
         assert r.descriptors.tobytes() == BetonReader(shards[0]).descriptors.tobytes()
 
 
-def test_merge_keeps_ids_on_request(tmp_path, shards):
+def test_merge_keeps_ids_on_request_and_refuses_duplicates(tmp_path, shards):
     out = tmp_path / "kept.beton"
-    merge_betons(shards, out, renumber_field=None)
-    with BetonReader(out) as r:
-        assert [r.read(i)["sample_id"] for i in range(len(r))] == [
-            j for n in SIZES for j in range(n)]
+    with pytest.raises(MergeError, match=r"sample_id values occur more than once \(e.g. 0 in"):
+        merge_betons(shards, out, sample_ids="keep")  # every shard counts from 0
+    assert not out.exists() and not BetonWriter.partial_exists(out)
+    with pytest.raises(MergeError, match="more than once"):
+        merge_betons(shards, out, renumber_field=None)  # the older spelling of "keep"
 
 
 def test_merge_mismatched_fields_names_the_field(tmp_path, shards):
@@ -70,13 +71,13 @@ def test_merge_mismatched_fields_names_the_field(tmp_path, shards):
     f = dict(fields(), label=FloatField())
     with BetonWriter(other, 1, f, num_workers=0, page_size=PAGE) as w:
         w.append(0, dict(shard_values(0, 0), label=1.0))
-    with pytest.raises(ValueError, match="field 'label' is FloatField"):
+    with pytest.raises(MergeError, match="field 'label' is FloatField"):
         merge_betons([shards[0], other], tmp_path / "bad.beton")
     renamed = tmp_path / "renamed.beton"
     g = {("caption" if k == "meta" else k): v for k, v in fields().items()}
     with BetonWriter(renamed, 1, g, num_workers=0, page_size=PAGE) as w:
         v = shard_values(0, 0)
         w.append(0, {("caption" if k == "meta" else k): x for k, x in v.items()})
-    with pytest.raises(ValueError, match="field #3 is 'caption' there but 'meta'"):
+    with pytest.raises(MergeError, match="field #3 is 'caption' there but 'meta'"):
         merge_betons([shards[0], renamed], tmp_path / "bad.beton")
     assert not (tmp_path / "bad.beton").exists()

@@ -83,6 +83,14 @@ def test_pack_rejects_unknown_folders_unless_compact(tmp_path):
         assert [r.read(i)["label"] for i in range(2)] == [0, 1]  # apple, zebra
 
 
+def one_line_error(capsys, *needles):
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for n in needles:
+        assert n in err, err
+    return err
+
+
 def test_cli_pack_inspect_merge(tmp_path, folder, capsys):
     out = tmp_path / "real.beton"
     assert main(["pack", str(folder), "--out", str(out), "--store-size", "64",
@@ -103,7 +111,9 @@ def test_cli_pack_inspect_merge(tmp_path, folder, capsys):
     s = json.loads(capsys.readouterr().out)
     assert s["num_samples"] == 4 and s["classes"] == {"0": 2, "281": 2}
     assert s["domains"] == {"real": 4} and s["write_modes"] == {"jpg": 4, "raw": 0}
-    assert s["verify"]["decoded"] is True
+    assert s["kind"] == "real" and s["class_names_source"] == "file"
+    assert s["class_names"] == {"0": "n01440764 tench", "281": "n02123045 tabby"}
+    assert s["verify"]["decoded"] is True and s["verify"]["checksums"] is True
     with PIL.Image.open(grid) as g:
         # 2 classes x 3 columns of 128 px cells + 4 px gaps, 2 caption lines of 16 px + 4
         assert g.size == (3 * 132 + 4, 2 * (128 + 36 + 4) + 4)
@@ -113,11 +123,17 @@ def test_cli_pack_inspect_merge(tmp_path, folder, capsys):
 
     merged = tmp_path / "merged.beton"
     assert main(["merge", str(out), str(out), "-o", str(merged), "--no-progress"]) == 0
-    with BetonReader(merged) as r:
+    assert "merged 2 files, 8 samples" in capsys.readouterr().err
+    with BetonReader(merged) as r:  # real files are renumbered by default
         assert len(r) == 8 and [r.read(i)["sample_id"] for i in range(8)] == list(range(8))
-    capsys.readouterr()
+        assert r.info.kind == "real" and r.info.class_name(281) == "tabby"
+    assert main(["merge", str(out), str(out), "-o", str(tmp_path / "k.beton"), "--no-progress",
+                 "--keep-sample-ids"]) == 2
+    one_line_error(capsys, "more than once")
     assert main(["merge", str(out), str(merged), "-o", str(merged), "--no-progress"]) == 2
-    assert "also an input" in capsys.readouterr().err
+    one_line_error(capsys, "also an input")
+    assert main(["merge", str(out), "-o", str(merged), "--no-progress"]) == 2
+    one_line_error(capsys, "exists; pass --overwrite")
     (tmp_path / "corrupt.beton").write_bytes(out.read_bytes()[:5000])
     assert main(["inspect", str(tmp_path / "corrupt.beton")]) == 2
     assert "corrupt.beton" in capsys.readouterr().err

@@ -179,3 +179,37 @@ def test_disk_full_leaves_resumable_partial(tmp_path, monkeypatch):
         for i in range(n):
             s = r.read(i)
             assert s["label"] == i and (s["image"] == i).all() and s["image"].shape == (300, 400, 3)
+
+
+def test_resume_a_version_1_journal(tmp_path):
+    """Journals of the previous format carry no data checksums: resume recomputes them."""
+    import struct
+    import zlib
+
+    from loaders.beton import journal as jmod
+
+    p, n = tmp_path / "v1.beton", 8
+    w = BetonWriter(p, n, fields(), num_workers=1, page_size=PAGE)
+    for i in (5, 1, 6):
+        w.append(i, values(i))
+    w.abort()
+    jpath = str(p) + ".journal"
+    itemsize = w._file.layout.itemsize
+    header, commits, _ = jmod.read_journal(jpath, itemsize)
+    header["version"] = 1
+    blob = jmod.encode_header(header)
+    for data_end, sids, recs, _, allocs in commits:  # the v1 record: no checksum column
+        payload = b"".join([struct.pack("<QII", data_end, len(sids), len(allocs)),
+                            sids.tobytes(), recs.tobytes(), allocs.tobytes()])
+        blob += struct.pack("<III", jmod.RECORD_MAGIC, len(payload), zlib.crc32(payload))
+        blob += payload
+    with open(jpath, "wb") as f:
+        f.write(blob)
+    w = BetonWriter.resume(p, num_workers=1)
+    assert w.done_ids == {1, 5, 6}
+    for i in sorted(set(range(n)) - w.done_ids):
+        w.append(i, values(i))
+    w.close()
+    with BetonReader(p) as r:
+        assert r.verify(decode=True)["checksums"]  # the recomputed ones match the data
+    assert_same_content(p, reference(tmp_path, n))
