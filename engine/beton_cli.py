@@ -1,4 +1,4 @@
-"""``synthclone pack | merge | inspect``: the .beton commands (``loaders.beton`` does the work).
+"""``synthclone pack | merge | inspect | export``: the .beton commands (``loaders.beton`` does the work).
 
 They live in ``engine`` because ``loaders`` may not import ``engine`` (DESIGN.md), and the
 command line is built with ``engine.config`` like every other command. FFCV and OpenCV are
@@ -16,10 +16,11 @@ from engine.config import (ArgumentParser, add_config_args, add_config_file_args
                            add_out_arg, add_overwrite_arg, add_progress_arg, add_quiet_alias,
                            config_from_args)
 from engine.errors import ConfigError
+from loaders.beton.export_config import ExportConfig
 from loaders.beton.pack_config import PackConfig
 
-__all__ = ["pack_main", "merge_main", "inspect_main", "get_pack_args_parser",
-           "get_merge_args_parser", "get_inspect_args_parser"]
+__all__ = ["pack_main", "merge_main", "inspect_main", "export_main", "get_pack_args_parser",
+           "get_merge_args_parser", "get_inspect_args_parser", "get_export_args_parser"]
 
 
 # ----------------------------------------------------------------------------- pack
@@ -174,4 +175,36 @@ def inspect_main(argv: list[str] | None = None) -> int:
         print(json.dumps(s, sort_keys=True))
         return 0
     print(format_summary(s))  # kind, stored class names, checksums (loaders/beton/summary.py)
+    return 0
+
+
+# ----------------------------------------------------------------------------- export
+def get_export_args_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="synthclone export", description=(
+        "Write a .beton's images as files (DIR/<wnid>/<index>.jpg, JPEGs as stored, raw images "
+        "as PNG) and a table of file, label, class name, prompt, recipe and sample id "
+        "(DIR/samples.csv); every exported sample's checksums are verified."),
+        epilog="example: synthclone export clone.beton clone_images --class n01440764 "
+               "--limit 20")
+    p.add_argument("source", help=".beton file")
+    p.add_argument("dir", nargs="?", metavar="DIR", help="folder to create (or --out)")
+    add_out_arg(p, "folder to create (images and samples.csv)", required=False)
+    add_overwrite_arg(p, "an existing folder (without it: refuse)")
+    add_config_args(p, ExportConfig, flags={"class_key": ("--class",)})
+    add_quiet_alias(p)
+    return p
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    a = get_export_args_parser().parse_args(argv)
+    if a.dir and a.out:
+        raise ConfigError(f"two outputs: {a.dir!r} and --out {a.out!r}; give one")
+    out = a.dir or a.out
+    if not out:
+        raise ConfigError("no output: give the folder to create (DIR or --out DIR)")
+    cfg = config_from_args(ExportConfig, a, section="export")
+    from loaders.beton.export import export
+
+    res = export(a.source, out, cfg, overwrite=a.overwrite)
+    print(f"exported {res['exported']} images to {res['out']} (table: {res['table']})")
     return 0

@@ -21,7 +21,7 @@ COMMANDS = {
     "pack": ("engine.beton_cli", "pack_main", "pack a real image folder into a .beton"),
     "merge": ("engine.beton_cli", "merge_main", "merge .beton shards into one file"),
     "inspect": ("engine.beton_cli", "inspect_main", "summarise / verify a .beton"),
-    "export": ("loaders.beton.export", "main", "write a .beton's images + a table to a folder"),
+    "export": ("engine.beton_cli", "export_main", "write a .beton's images + a table to a folder"),
     "recipes": ("engine.prompts.cli", "recipes_main", "list the prompt recipes of the papers"),
     "meanings": ("engine.prompts.cli", "meanings_main", "resolve ambiguous class names (CLIP)"),
     "demo": ("engine.demo", "main", "the README's main job on the built-in default"),

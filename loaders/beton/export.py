@@ -1,4 +1,5 @@
-"""``synthclone export FILE.beton DIR [--limit N] [--class WNID]``: images as files + a table.
+"""``synthclone export FILE.beton DIR [--limit N] [--class WNID]``: images as files + a table
+(the command line is ``engine/beton_cli.py:export_main``).
 
 DIR gets the ImageFolder layout (``DIR/<wnid or label>/<index>.jpg``) and ``samples.csv`` (or
 ``samples.jsonl``) with one row per image: file, index, sample_id, label, wnid, class name,
@@ -10,44 +11,23 @@ place, so an interrupted export leaves no half-written folder.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import os
 import shutil
-from typing import Literal
 
 import numpy as np
 from ffcv.fields import BytesField, IntField, JSONField, RGBImageField
 
+from loaders.beton.export_config import ExportConfig
 from loaders.beton.reader import BetonReader
 from loaders.beton.schema import imagenet_classes, prompt_text
 from loaders.errors import LoaderConfigError, LoadersError
 
-__all__ = ["ExportConfig", "export", "main", "COLUMNS"]
+__all__ = ["ExportConfig", "export", "COLUMNS"]
 
 COLUMNS = ("file", "index", "sample_id", "label", "wnid", "class_name", "recipe", "prompt")
 """Columns of ``samples.csv`` (keys of each ``samples.jsonl`` line)."""
-
-
-@dataclasses.dataclass
-class ExportConfig:
-    """What to export from a .beton."""
-
-    limit: int | None = None
-    """Export at most this many samples (the first ones in file order, after --class)."""
-    class_key: str | None = None
-    """Only this class: a wnid, a label number or a class name as stored in the file."""
-    format: Literal["csv", "jsonl"] = "csv"
-    """Table format: samples.csv or samples.jsonl."""
-    progress: bool = True
-    """Show a progress bar."""
-
-    def __post_init__(self):
-        if self.limit is not None and self.limit < 1:
-            raise LoaderConfigError(f"limit={self.limit}: must be >= 1")
-        if self.format not in ("csv", "jsonl"):
-            raise LoaderConfigError(f"format={self.format!r}: use csv or jsonl")
 
 
 def _classes(r: BetonReader) -> dict:
@@ -76,7 +56,7 @@ def _select(r: BetonReader, cfg: ExportConfig) -> np.ndarray:
             raise LoaderConfigError(f"{r.path} has no 'label' field to select a class by")
         labels = np.asarray(r.metadata[f"f{list(r.fields).index('label')}"])
         idx = idx[np.isin(labels, sorted(_labels_for(r, cfg.class_key)))]
-    return idx[:cfg.limit] if cfg.limit is not None else idx
+    return idx[:cfg.limit] if cfg.limit else idx
 
 
 def _image_field(r: BetonReader) -> str:
@@ -178,28 +158,3 @@ def _replace_dir(tmp: str, out: str) -> None:
     os.rename(tmp, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def get_args_parser():
-    from engine.config import ArgumentParser, add_config_args
-
-    p = ArgumentParser(prog="synthclone export", description=(
-        "Export images of a .beton as files (DIR/<wnid>/<index>.jpg, JPEGs as stored) with a "
-        "table of label, class name, prompt, recipe and sample id."),
-        epilog="example: synthclone export clone.beton clone_images --class n01440764 "
-               "--limit 20")
-    p.add_argument("source", help=".beton file")
-    p.add_argument("out", help="folder to create")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
-    add_config_args(p, ExportConfig, flags={"class_key": ("--class",)})
-    return p
-
-
-def main(argv=None) -> int:
-    from engine.config import config_from_args
-
-    args = get_args_parser().parse_args(argv)
-    cfg = config_from_args(ExportConfig, args, section="export")
-    res = export(args.source, args.out, cfg, overwrite=args.overwrite)
-    print(f"exported {res['exported']} images to {res['out']} (table: {res['table']})")
-    return 0

@@ -38,8 +38,8 @@ class OutputLock:
     def acquire(self) -> "OutputLock":
         folder = os.path.dirname(os.path.abspath(self.path))
         if os.path.isdir(self.path):
-            raise OutputNotWritableError(f"{self.path} is a directory; give a .beton file name "
-                                         "as the output")
+            raise OutputNotWritableError(f"{self.path} is a folder; give the .beton file to "
+                                         "write")
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:

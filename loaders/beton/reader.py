@@ -73,7 +73,7 @@ class BetonReader:
         self.custom_fields = dict(custom_fields or {})
         self.check = check
         if os.path.isdir(self.path):
-            raise BetonFormatError(f"{self.path} is a directory, not a .beton file")
+            raise BetonFormatError(f"{self.path} is a folder, not a .beton file")
         with open(self.path, "rb") as f:
             self.file_size = os.fstat(f.fileno()).st_size
             if self.file_size < fmt.HeaderType.itemsize:
@@ -246,9 +246,9 @@ class BetonReader:
         i = self._index(i)
         if self.check:
             self.check_sample(i)
-        return self._encoded(i, name)
+        return self._encoded(i, name, view)
 
-    def _encoded(self, i: int, name: str) -> EncodedBytes:
+    def _encoded(self, i: int, name: str, view: bool = False) -> EncodedBytes:
         field, k = self.fields[name], self._names.index(name)
         rec = self.metadata[i][f"f{k}"]
         if isinstance(field, RGBImageField):

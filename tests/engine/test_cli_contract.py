@@ -20,6 +20,7 @@ BAD_INPUT = {
     "pack": ["pack", "{tmp}/missing_folder", "--out", "{tmp}/real.beton"],
     "merge": ["merge", "{tmp}/a.beton", "{tmp}/b.beton", "--out", "{tmp}/m.beton"],
     "inspect": ["inspect", "{tmp}/missing.beton"],
+    "export": ["export", "{tmp}/missing.beton", "--out", "{tmp}/images"],
     "recipes": ["recipes", "--limit", "3"],
     "meanings": ["meanings", "--classes", "tench", "--images", "{tmp}/missing",
                  "--clip-pretrained", "w.bin", "--out", "{tmp}/m.json"],
@@ -177,6 +178,7 @@ SHARED = {
                          "instead of keeping imagenet-1k"),
     "--json": ({"--json"}, False, "json"),
     "--jpeg-quality": ({"--jpeg-quality"}, True, "jpeg quality"),
+    "--limit": ({"--limit"}, True, "0 = all"),
 }
 HIDDEN_OLD_SPELLINGS = ("--quiet", "--max-resolution", "--clip-checkpoint", "--writer-workers",
                         "--multiplier", "--max-classes", "--per-class")

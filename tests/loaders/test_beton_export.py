@@ -74,8 +74,8 @@ def test_export_errors_are_one_line(clone, tmp_path, capsys):
     (out / "keep.txt").write_text("mine")
     cases = ((["export", str(clone), str(out)], "--overwrite"),
              (["export", str(clone), str(tmp_path / "y"), "--class", "tench"], "not in"),
-             (["export", str(clone), str(tmp_path / "y"), "--limit", "0"], "limit"),
-             (["export", str(tmp_path), str(tmp_path / "y")], "is a directory"))
+             (["export", str(clone), str(tmp_path / "y"), "--limit", "-1"], "limit"),
+             (["export", str(tmp_path), str(tmp_path / "y")], "is a folder"))
     for argv, needle in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err

@@ -40,9 +40,9 @@ def test_second_process_is_refused_naming_the_holder(tmp_path, capsys):
         with BetonWriter(other, 1, {"label": IntField(), "sample_id": IntField()},
                          page_size=PAGE) as w:
             w.append(0, {"label": 1, "sample_id": 0})
-        for argv in (["pack", str(src.parent), str(out), "--overwrite", "--quiet"],
-                     ["merge", str(other), "-o", str(out), "--overwrite", "--quiet"],
-                     ["merge", str(other), "-o", str(out), "--quiet"]):
+        for argv in (["pack", str(src.parent), "--out", str(out), "--overwrite", "--no-progress"],
+                     ["merge", str(other), "-o", str(out), "--overwrite", "--no-progress"],
+                     ["merge", str(other), "-o", str(out), "--no-progress"]):
             assert main(argv) == 2, argv
             err = capsys.readouterr().err
             assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err

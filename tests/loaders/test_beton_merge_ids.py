@@ -31,7 +31,7 @@ def test_generated_shards_merge_into_the_single_run(tmp_path, shards, capsys):
     single = tmp_path / "single.beton"
     write_shard(single, ROWS)
     out = tmp_path / "merged.beton"
-    assert main(["merge", *map(str, shards[::-1]), "-o", str(out), "--quiet"]) == 0
+    assert main(["merge", *map(str, shards[::-1]), "-o", str(out), "--no-progress"]) == 0
     capsys.readouterr()
     assert out.read_bytes() == single.read_bytes()  # ids kept and ordered: the same file
     with BetonReader(out) as r:

@@ -61,7 +61,7 @@ def damaged(tmp_path):
 
 def test_damaged_images_become_skip_entries(tmp_path, damaged, capsys):
     out = tmp_path / "o.beton"
-    assert main(["pack", str(damaged), str(out), "--on-error", "skip", "--quiet"]) == 0
+    assert main(["pack", str(damaged), "--out", str(out), "--on-error", "skip", "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "Traceback" not in err and "skipped 6 unreadable" in err
     listing = (tmp_path / "o.beton.skipped.txt").read_text()
@@ -71,7 +71,7 @@ def test_damaged_images_become_skip_entries(tmp_path, damaged, capsys):
         assert len(r) == 1 and r.verify(decode=True)["checksums"]
         assert r.encoded(0, "image")[0] == (damaged / TENCH / "a_good.jpg").read_bytes()
     # and without --on-error skip: one line naming the first bad file
-    assert main(["pack", str(damaged), str(tmp_path / "p.beton"), "--quiet"]) == 2
+    assert main(["pack", str(damaged), "--out", str(tmp_path / "p.beton"), "--no-progress"]) == 2
     one_line(capsys, "b_empty.jpg", "empty file")
 
 
@@ -110,24 +110,24 @@ def test_resume_after_the_source_changed_is_refused(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("quality", ["0", "500"])
 def test_pack_rejects_bad_jpeg_quality(tmp_path, damaged, capsys, quality):
-    assert main(["pack", str(damaged), str(tmp_path / "q.beton"), "--jpeg-quality", quality,
-                 "--quiet"]) == 2
+    assert main(["pack", str(damaged), "--out", str(tmp_path / "q.beton"), "--jpeg-quality",
+                 quality, "--no-progress"]) == 2
     one_line(capsys, "jpeg_quality", "1..100")
     assert not (tmp_path / "q.beton.partial").exists()
 
 
 def test_directory_arguments_are_one_line(tmp_path, damaged, capsys):
     good = tmp_path / "good.beton"
-    assert main(["pack", str(damaged), str(good), "--on-error", "skip", "--quiet"]) == 0
+    assert main(["pack", str(damaged), "--out", str(good), "--on-error", "skip", "--no-progress"]) == 0
     capsys.readouterr()
     for argv, needle in ((["merge", str(tmp_path), "-o", str(tmp_path / "m.beton")],
-                          "is a directory"),
-                         (["merge", str(good), "-o", str(tmp_path)], "is a directory"),
-                         (["pack", str(damaged), str(tmp_path)], "is a directory"),
-                         (["inspect", str(tmp_path)], "is a directory"),
-                         (["inspect", str(good), "--grid", str(tmp_path)], "is a directory"),
+                          "is a folder"),
+                         (["merge", str(good), "-o", str(tmp_path)], "is a folder"),
+                         (["pack", str(damaged), "--out", str(tmp_path)], "is a folder"),
+                         (["inspect", str(tmp_path)], "is a folder"),
+                         (["inspect", str(good), "--grid", str(tmp_path)], "is a folder"),
                          (["inspect", str(good), "--grid", str(tmp_path / "g.png"),
-                           "--max-classes", "-1"], "max_classes >= 1")):
+                           "--grid-rows", "-1"], "must be >= 1")):
         assert main(argv) == 2, argv
         one_line(capsys, needle)
     assert not [n for n in os.listdir(tmp_path) if n.endswith((".tmp.png", ".partial", ".lock"))]
@@ -150,20 +150,22 @@ def test_read_only_output_folder(tmp_path, damaged, capsys, monkeypatch):
 
     monkeypatch.setattr(lock_mod, "os", ReadOnlyOS())
     good = tmp_path / "good.beton"
-    assert main(["pack", str(damaged), str(good), "--on-error", "skip", "--quiet"]) == 0
+    assert main(["pack", str(damaged), "--out", str(good), "--on-error", "skip", "--no-progress"]) == 0
     capsys.readouterr()
-    for argv in (["pack", str(damaged), str(ro / "o.beton"), "--quiet"],
-                 ["merge", str(good), "-o", str(ro / "m.beton"), "--quiet"]):
+    for argv in (["pack", str(damaged), "--out", str(ro / "o.beton"), "--no-progress"],
+                 ["merge", str(good), "-o", str(ro / "m.beton"), "--no-progress"]):
         assert main(argv) == 2
         one_line(capsys, "is not writable", str(ro))
-    real_save = PIL.Image.Image.save
+    import loaders.sheets as sheets_mod
 
-    def save(self, fp, *args, **kwargs):
-        if str(fp).startswith(str(ro)):
-            raise PermissionError(errno.EACCES, "Permission denied", str(fp))
-        return real_save(self, fp, *args, **kwargs)
+    real_mkstemp = sheets_mod.tempfile.mkstemp
 
-    monkeypatch.setattr(PIL.Image.Image, "save", save)
+    def mkstemp(*args, dir=None, **kwargs):
+        if str(dir).startswith(str(ro)):
+            raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(sheets_mod.tempfile, "mkstemp", mkstemp)
     assert main(["inspect", str(good), "--grid", str(ro / "g.png")]) == 2
     one_line(capsys, "Permission denied", str(ro))
     assert os.listdir(ro) == []
@@ -183,8 +185,8 @@ def test_disk_full_during_pack_is_one_line_and_writes_nothing_more(tmp_path, dam
         real(fd, data, offset)
 
     monkeypatch.setattr(pages_mod, "_pwrite", pwrite)
-    argv = ["pack", str(damaged), str(out), "--on-error", "skip", "--write-mode", "raw",
-            "--max-resolution", "none", "--page-size", str(1 << 21), "--quiet"]
+    argv = ["pack", str(damaged), "--out", str(out), "--on-error", "skip", "--write-mode", "raw",
+            "--store-size", "none", "--page-size", str(1 << 21), "--no-progress"]
     assert main(argv) == 2
     one_line(capsys, "No space left on device", "rerun the same command to resume")
     assert calls["n"] == 4  # nothing written after the failed write
@@ -207,7 +209,7 @@ def test_ctrl_c_in_pack_exits_130_with_one_line(tmp_path):
     os.mkfifo(fifo)
     out = tmp_path / "c.beton"
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "pack", str(root.parent),
-                             str(out), "--workers", "1", "--quiet"], cwd=ROOT,
+                             "--out", str(out), "--workers", "1", "--no-progress"], cwd=ROOT,
                             env=dict(os.environ, PYTHONPATH=ROOT), stderr=subprocess.PIPE,
                             text=True)
     deadline = time.time() + 300
