@@ -6,6 +6,10 @@ ImageNet-100, the ImageNet-R/A 200-class subsets, a file of ImageNet wnids) keep
 label of each class, so subsets are masks over one label space, not renumberings; ``compact()``
 renumbers 0..n-1 when a user asks for it.  Custom classes that are not in ImageNet-1K get compact
 labels.
+
+Labels, wnids, lemmas and ImageNet definitions come from timm's tables (milliseconds). What
+WordNet alone knows -- hypernyms (h_c) and noun senses -- is read on first access and cached
+(loading WordNet takes seconds), so label-only users (eval, loaders, pack) never load it.
 """
 from __future__ import annotations
 
@@ -29,6 +33,45 @@ class ClassFileError(UserError, ValueError):
     """A class file that cannot be read as one class a line (message names file and line)."""
 
 
+class _FromWordNet:
+    """Marker value of :attr:`ClassInfo.hypernyms`: read from WordNet on first access."""
+
+    def __repr__(self) -> str:
+        return "FROM_WORDNET"
+
+    def __reduce__(self):  # pickles as the module's one instance
+        return "FROM_WORDNET"
+
+
+FROM_WORDNET = _FromWordNet()
+"""Pass as ``ClassInfo(hypernyms=FROM_WORDNET)`` to read the wnid's hypernyms lazily."""
+
+
+class _LazyHypernyms:
+    """Data descriptor of :attr:`ClassInfo.hypernyms` (a dataclass "descriptor-typed field"):
+    stores what ``__init__`` is given; :data:`FROM_WORDNET` is replaced by the wnid's WordNet
+    hypernyms the first time the field is read, and cached on the instance."""
+
+    slot = "_hypernyms"
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return None  # the field's default: hypernyms unknown
+        value = obj.__dict__[self.slot]
+        if value is FROM_WORDNET:
+            value = tuple(wn_mod.hypernym_lemmas(obj.wnid))
+            obj.__dict__[self.slot] = value
+        return value
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.slot] = value
+
+    @classmethod
+    def raw(cls, obj):
+        """The stored value without reading WordNet (maybe :data:`FROM_WORDNET`)."""
+        return obj.__dict__[cls.slot]
+
+
 @dataclasses.dataclass(frozen=True)
 class ClassInfo:
     """One class of a class set."""
@@ -41,16 +84,23 @@ class ClassInfo:
     """Synonyms, the first being the class name c (ImageNet's own lemma list)."""
     definition: str | None = None
     """d_c: WordNet gloss / ImageNet description, or a user-given description."""
-    hypernyms: tuple[str, ...] | None = None
-    """h_c: names of the parent synsets; None when unknown (free-form custom class)."""
+    hypernyms: tuple[str, ...] | None = _LazyHypernyms()
+    """h_c: names of the parent synsets; None when unknown (free-form custom class). Classes
+    with a wnid read them from WordNet on first access (:data:`FROM_WORDNET`)."""
 
     @property
     def name(self) -> str:
         return self.lemmas[0]
 
     def senses(self) -> list[tuple[str, str]]:
-        """All WordNet noun senses of the class name: ``[(wnid, definition), ...]``."""
+        """All WordNet noun senses of the class name: ``[(wnid, definition), ...]`` (read from
+        WordNet on first call, cached per name)."""
         return wn_mod.noun_senses(self.name)
+
+    def replace(self, **changes) -> "ClassInfo":
+        """``dataclasses.replace`` that keeps unread hypernyms unread (no WordNet load)."""
+        changes.setdefault("hypernyms", _LazyHypernyms.raw(self))
+        return dataclasses.replace(self, **changes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +136,7 @@ class ClassSet:
     def compact(self) -> "ClassSet":
         """The same classes renumbered 0..n-1 (in this set's order)."""
         return ClassSet(self.name + ":compact",
-                        tuple(dataclasses.replace(c, index=i) for i, c in enumerate(self.classes)),
+                        tuple(c.replace(index=i) for i, c in enumerate(self.classes)),
                         len(self.classes))
 
     def describe(self) -> dict:
@@ -102,14 +152,14 @@ def _unknown(kind: str, key: str, candidates) -> str:
 # ---------------------------------------------------------------------------- ImageNet-1K
 @functools.lru_cache(maxsize=1)
 def _imagenet_table() -> tuple[list[str], list[tuple[str, ...]], list[str]]:
-    """(wnids, lemmas, definitions) of ImageNet-1K in timm order, read offline from timm."""
-    from timm.data import ImageNetInfo
-
-    info = ImageNetInfo()
-    wnids = [info.index_to_label_name(i) for i in range(IMAGENET_NUM_CLASSES)]
+    """(wnids, lemmas, definitions) of ImageNet-1K in timm order, read offline from the files
+    timm ships, as ``timm.data.ImageNetInfo`` reads them (tests compare the two)."""
+    wnids = _timm_info_lines("imagenet_synsets.txt")[:IMAGENET_NUM_CLASSES]
+    lemma_of = _timm_info_table("imagenet_synset_to_lemma.txt")
+    definition_of = _timm_info_table("imagenet_synset_to_definition.txt")
     lemmas, defs = [], []
-    for i in range(IMAGENET_NUM_CLASSES):
-        desc = info.index_to_description(i, detailed=True)
+    for w in wnids:
+        desc = f"{lemma_of[w]}: {definition_of[w]}"  # ImageNetInfo's detailed description
         names, _, definition = desc.partition(": ")
         lemmas.append(tuple(s.strip() for s in names.split(",") if s.strip()))
         defs.append(definition.strip())
@@ -183,13 +233,13 @@ def _ambiguous(key: str, wnids, where: str = "") -> AmbiguousClassError:
 
 
 def imagenet_class(wnid: str) -> ClassInfo:
-    """The ImageNet-1K class of a wnid, with hypernyms from WordNet."""
+    """The ImageNet-1K class of a wnid; its hypernyms are read from WordNet when first used."""
     idx = _wnid_to_index().get(wnid)
     if idx is None:
         raise ClassLookupError(_unknown("ImageNet-1K wnid", wnid, _wnid_to_index()))
     _, lemmas, defs = _imagenet_table()
     return ClassInfo(index=idx, wnid=wnid, lemmas=lemmas[idx], definition=defs[idx],
-                     hypernyms=tuple(wn_mod.hypernym_lemmas(wnid)))
+                     hypernyms=FROM_WORDNET)
 
 
 def resolve_imagenet(key: str) -> str:
@@ -233,12 +283,30 @@ def _imagenet_set(name: str, wnids) -> ClassSet:
     return ClassSet(name, tuple(classes), IMAGENET_NUM_CLASSES)
 
 
-def _timm_info_lines(filename: str) -> list[str]:
-    import timm
+def _timm_info_path(filename: str) -> str:
+    """A file of ``timm/data/_info`` (ImageNet metadata timm ships), found without importing
+    timm: ``import timm`` imports torch and torchvision (seconds), which label lookups never
+    need."""
+    import importlib.util
 
-    path = os.path.join(os.path.dirname(timm.__file__), "data", "_info", filename)
-    with open(path, encoding="utf-8") as f:
+    spec = importlib.util.find_spec("timm")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the ImageNet class tables come from timm, which is not "
+                                  "installed: pip install timm", name="timm")
+    return os.path.join(list(spec.submodule_search_locations)[0], "data", "_info", filename)
+
+
+def _timm_info_lines(filename: str) -> list[str]:
+    with open(_timm_info_path(filename), encoding="utf-8") as f:
         return [ln.strip() for ln in f if ln.strip()]
+
+
+def _timm_info_table(filename: str) -> dict[str, str]:
+    """``key<TAB>value`` lines as a dict (``csv.reader(delimiter="\\t")``, as timm reads them)."""
+    import csv
+
+    with open(_timm_info_path(filename), encoding="utf-8") as f:
+        return dict(csv.reader(f.read().splitlines(), delimiter="\t"))
 
 
 # --------------------------------------------------------------------------- custom sets
@@ -293,8 +361,8 @@ def load_custom(path: str) -> ClassSet:
         else:
             c = ClassInfo(index=-1, wnid=None, lemmas=(key,), definition=desc, hypernyms=hyper)
         if desc or hyper:
-            c = dataclasses.replace(c, definition=desc or c.definition,
-                                    hypernyms=hyper or c.hypernyms)
+            c = c.replace(definition=desc or c.definition,
+                          hypernyms=hyper or _LazyHypernyms.raw(c))
         classes.append(c)
     keys = [c.wnid or c.name for c in classes]
     dups = sorted({k for k in keys if keys.count(k) > 1})
@@ -318,7 +386,7 @@ def _wordnet_class(wnid: str, path: str, lineno: int) -> ClassInfo:
         raise ClassLookupError(f"{path}:{lineno}: unknown WordNet noun id {wnid!r} (no such "
                                "noun in WordNet 3.0); check the wnid")
     return ClassInfo(index=-1, wnid=wnid, lemmas=tuple(wn_mod.clean(l.name()) for l in syn.lemmas()),
-                     definition=syn.definition(), hypernyms=tuple(wn_mod.hypernym_lemmas(wnid)))
+                     definition=syn.definition(), hypernyms=FROM_WORDNET)
 
 
 # ------------------------------------------------------------------------------ registry

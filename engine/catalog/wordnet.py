@@ -112,6 +112,11 @@ def hypernym_lemmas(wnid: str) -> list[str]:
 
 
 def noun_senses(name: str) -> list[tuple[str, str]]:
-    """All WordNet noun senses of a name: ``[(wnid, definition), ...]`` in WordNet order."""
-    key = name.strip().replace(" ", "_")
-    return [(f"n{s.offset():08d}", s.definition()) for s in wordnet().synsets(key, pos="n")]
+    """All WordNet noun senses of a name: ``[(wnid, definition), ...]`` in WordNet order
+    (cached per name; a new list each call)."""
+    return list(_noun_senses(name.strip().replace(" ", "_")))
+
+
+@functools.lru_cache(maxsize=4096)
+def _noun_senses(key: str) -> tuple[tuple[str, str], ...]:
+    return tuple((f"n{s.offset():08d}", s.definition()) for s in wordnet().synsets(key, pos="n"))

@@ -215,3 +215,82 @@ def test_a_limited_json_listing_says_so_on_stderr(capsys):
     assert len(out.splitlines()) == 5 and "5 of 100" in err and "--limit 0" in err
     assert main(["classes", "imagenet100", "--json"]) == 0
     assert capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------------ WordNet and timm, lazily
+_LABELS_ONLY = """
+import sys
+from engine.catalog import get_class_set, imagenet_index, class_names
+for spec in ("imagenet1k", "imagenet100", "imagenet-r", "imagenet-a", "tench,goldfish"):
+    cs = get_class_set(spec)
+    labels = [c.index for c in cs]
+    cs.mask(); cs.compact(); cs.describe(); cs.wnids
+    [(c.name, c.lemmas, c.definition) for c in cs]
+imagenet_index(); class_names()
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("nltk", "torch", "timm"))
+print("LOADED", loaded)
+cs = get_class_set("imagenet100")
+papillon = [c for c in cs if c.name == "papillon"][0]
+print("HYPERNYMS", papillon.hypernyms)
+print("WORDNET", "nltk.corpus.reader.wordnet" in sys.modules)
+"""
+
+
+def test_labels_alone_load_neither_wordnet_nor_torch(tmp_path):
+    """Label-only users (eval, loaders, pack) resolve class sets without loading nltk's WordNet
+    (seconds) or importing timm/torch; reading h_c then loads WordNet, on first access."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    out = subprocess.run([sys.executable, "-c", _LABELS_ONLY], env=env, capture_output=True,
+                         text=True, timeout=600, check=True).stdout
+    assert "LOADED []" in out, out
+    assert "HYPERNYMS ('toy spaniel',)" in out  # seed 002 §4, read lazily
+    assert "WORDNET True" in out  # the lazy read is what loads WordNet
+
+
+def test_lazy_hypernyms_equal_wordnets_and_survive_compact_and_pickle():
+    import pickle
+
+    from engine.catalog import wordnet as wn
+    from engine.catalog.classes import FROM_WORDNET, ClassInfo
+
+    # a fresh set (not the cached one other tests may have read): nothing read yet
+    fresh = get_class_set.__wrapped__("imagenet100")
+    compact = fresh.compact()
+    assert [c.wnid for c in compact] == fresh.wnids and [c.index for c in compact] == \
+        list(range(100))
+    assert all(c.__dict__["_hypernyms"] is FROM_WORDNET for c in compact)  # still unread
+    copy = pickle.loads(pickle.dumps(compact))
+    assert copy.classes[0].__dict__["_hypernyms"] is FROM_WORDNET
+    for c in (fresh[0], compact[0], copy[0], fresh[57]):
+        assert c.hypernyms == tuple(wn.hypernym_lemmas(c.wnid))
+    assert fresh[0] == get_class_set("imagenet100")[0] and copy == compact
+    # given hypernyms stay as given; a free-form class has none
+    assert ClassInfo(0, "n01440764", ("tench",), hypernyms=("fish",)).hypernyms == ("fish",)
+    assert ClassInfo(0, None, ("zorblax",)).hypernyms is None
+
+
+def test_wordnet_class_outside_imagenet_and_description_override(tmp_path):
+    f = tmp_path / "classes.txt"
+    f.write_text("n02085620 | a tiny dog\nn02120997\n")
+    cs = load_custom(str(f))
+    assert cs[0].definition == "a tiny dog" and cs[0].hypernyms == ("toy dog",)
+    assert cs[1].lemmas == ("feline", "felid") and cs[1].hypernyms == ("carnivore",)
+
+
+def test_imagenet_table_equals_timms_imagenet_info():
+    """The tables are read from timm's files without importing timm; same as ImageNetInfo."""
+    from timm.data import ImageNetInfo
+
+    from engine.catalog import classes
+
+    info = ImageNetInfo()
+    wnids, lemmas, defs = classes._imagenet_table()
+    assert wnids == [info.index_to_label_name(i) for i in range(1000)]
+    for i in range(1000):
+        names, _, definition = info.index_to_description(i, detailed=True).partition(": ")
+        assert lemmas[i] == tuple(s.strip() for s in names.split(",") if s.strip())
+        assert defs[i] == definition.strip()
