@@ -92,7 +92,7 @@ class EvalConfig:
     crop: int = 224
     """Classification: center crop (224)."""
     interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
-    """Classification resize interpolation."""
+    """Classification resize interpolation of image folders (.beton sets: the --backend's)."""
     imagenet_c_severity: int = 5
     """ImageNet-C severity averaged over corruptions (seed 004 App. J: severity 5)."""
     id_set: str = "imagenet-val"
@@ -111,7 +111,14 @@ class EvalConfig:
     batch_size: int = 64
     """Images per forward pass (batch size)."""
     workers: int = 4
-    """DataLoader worker processes decoding images (0: decode in the main thread)."""
+    """Image decoders: DataLoader worker processes for image folders (0: decode in the main
+    thread); loader threads (ffcv, dali) or processes (torchvision) for .beton sets (at least
+    one)."""
+    backend: Literal["ffcv", "dali", "torchvision"] = "ffcv"
+    """Loader backend of .beton sets (loaders.mixing.make_eval_loader): ffcv, dali (GPU JPEG
+    decoding on a GPU; the [dali] extra) or torchvision (PIL). They read a center square of
+    crop/resize of the short side, resized to crop (ffcv: area, dali: triangular, torchvision:
+    bilinear resampling; --interpolation applies to image folders)."""
     device: str = "auto"
     """auto (CUDA when available, else CPU) | cpu | cuda | cuda:N."""
     progress: bool = True
@@ -138,6 +145,8 @@ class EvalConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if self.backend not in ("ffcv", "dali", "torchvision"):
+            raise ValueError(f"backend must be ffcv, dali or torchvision, got {self.backend!r}")
         if not 1 <= self.imagenet_c_severity <= 5:
             raise ValueError(f"imagenet_c_severity must be 1..5, got {self.imagenet_c_severity}")
         if self.max_images is not None and self.max_images < 1:
@@ -195,7 +204,11 @@ class EvalDataConfig:
     batch_size: int = 64
     """Images per forward pass (batch size)."""
     workers: int = 4
-    """DataLoader worker processes decoding images (0: decode in the main thread)."""
+    """Image decoders: loader threads (ffcv, dali) or processes (torchvision, and the PIL
+    decoding of CLIP's inputs; 0 there: decode in the main thread)."""
+    backend: Literal["ffcv", "dali", "torchvision"] = "ffcv"
+    """Loader backend that decodes the .beton files for Inception and the detector
+    (loaders.mixing.make_eval_loader); CLIP reads PIL images for its own preprocessing."""
     device: str = "auto"
     """auto (CUDA when available, else CPU) | cpu | cuda | cuda:N."""
     progress: bool = True
@@ -215,3 +228,5 @@ class EvalDataConfig:
             raise ValueError(f"images_per_class must be >= 2, got {self.images_per_class}")
         if self.batch_size < 1 or self.workers < 0:
             raise ValueError("batch_size must be >= 1 and workers >= 0")
+        if self.backend not in ("ffcv", "dali", "torchvision"):
+            raise ValueError(f"backend must be ffcv, dali or torchvision, got {self.backend!r}")

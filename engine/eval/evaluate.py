@@ -5,8 +5,9 @@ Reads top to bottom like the results it writes (schema: README "Evaluation"):
 1. parse and list every set first (bad names, missing folders, baseline CSV errors fail before
    any model work);
 2. load the model (:mod:`engine.eval.checkpoint`) and its label space;
-3. each test set: logits + features in one pass (cached), top-1/top-5 over the shared classes,
-   many/medium/few-shot accuracy, feature diagnostics;
+3. each test set: logits + features in one pass (cached; a .beton set through the loaders' eval
+   pipeline, ``--backend``), top-1/top-5 over the shared classes, many/medium/few-shot
+   accuracy, feature diagnostics;
 4. ImageNet-C: the mean over its corruptions at one severity;
 5. robustness: accuracy gap and effective robustness against the ID set;
 6. transfer: frozen features, linear probe and k-NN per set, and their averages.
@@ -21,6 +22,7 @@ import sys
 import numpy as np
 
 from engine.eval import metrics
+from engine.eval.beton_input import BetonImages
 from engine.eval.config import EvalConfig
 from engine.eval.images import ImageDataset, TransformSpec, resolve_device
 from engine.eval.inference import outputs_key, run_model
@@ -73,11 +75,13 @@ def evaluate(target: str, cfg: EvalConfig) -> tuple[dict, dict]:
     # 3. test sets
     sets_out, per_class = {}, {}
     for s in test_sets:
-        out = _forward(loaded, s.items, s.beton, s.fingerprint,
-                       TransformSpec(cfg.resize, cfg.crop, cfg.interpolation, s.border), cfg,
-                       device, desc=s.name)
+        data, how = _inputs(s.items, s.beton,
+                            TransformSpec(cfg.resize, cfg.crop, cfg.interpolation, s.border), cfg)
+        out = _forward(loaded, data, how, s.fingerprint, cfg, device, desc=s.name)
         summary, details = metrics.classify(s.name, out["logits"], s.groups, s.targets, space)
         entry = {**s.describe(), **summary}
+        if isinstance(data, BetonImages):
+            entry["pipeline"] = data.describe()
         if train_counts is not None and details["labels"] is not None:
             entry["shots"] = metrics.shot_accuracy(details["correct"], details["labels"],
                                                    train_counts)
@@ -131,12 +135,21 @@ def evaluate(target: str, cfg: EvalConfig) -> tuple[dict, dict]:
     return results, per_class
 
 
-def _forward(loaded, items, beton, fingerprint, spec: TransformSpec, cfg, device, desc):
-    key = outputs_key(loaded.sha256, fingerprint, items, spec.key()) if cfg.feature_cache \
-        else None
-    return run_model(loaded, ImageDataset(items, spec.build(), beton),
-                     batch_size=cfg.batch_size, workers=cfg.workers, device=device,
-                     progress=cfg.progress, desc=desc, cache_key=key)
+def _inputs(items, beton, spec: TransformSpec, cfg: EvalConfig):
+    """``(inputs, key of their pixels)``: image files through ``spec``'s torchvision
+    transforms; .beton samples through the loaders' eval pipeline (``cfg.backend``), center
+    crop ``spec.crop / spec.resize`` of the short side."""
+    if beton is not None:
+        data = BetonImages(beton, items, crop=spec.crop, resize=spec.resize, backend=cfg.backend)
+        return data, data.key()
+    return ImageDataset(items, spec.build()), spec.key()
+
+
+def _forward(loaded, data, transform_key: str, fingerprint, cfg, device, desc):
+    key = outputs_key(loaded.sha256, fingerprint, data.items, transform_key) \
+        if cfg.feature_cache else None
+    return run_model(loaded, data, batch_size=cfg.batch_size, workers=cfg.workers,
+                     device=device, progress=cfg.progress, desc=desc, cache_key=key)
 
 
 def _per_class(correct: np.ndarray, labels: np.ndarray) -> dict:
@@ -181,8 +194,8 @@ def _transfer(loaded, name: str, root: str, cfg: EvalConfig, device: str) -> dic
     feats = {}
     for split in ("train", "val", "test"):
         s = data.splits[split]
-        out = _forward(loaded, s.items, None, data.fingerprints[split], spec, cfg, device,
-                       desc=f"{name}/{split}")
+        out = _forward(loaded, *_inputs(s.items, None, spec, cfg), data.fingerprints[split],
+                       cfg, device, desc=f"{name}/{split}")
         feats[split] = (out["features"], s.labels)
     entry = {**data.describe(), "transform": {"resize": t.resize, "crop": t.crop,
                                               "interpolation": t.interpolation}}

@@ -16,10 +16,10 @@ import os
 
 import numpy as np
 
+from engine.eval.beton_input import BetonImages
 from engine.eval.config import EvalDataConfig
 from engine.eval.evaluate import log
-from engine.eval.images import ImageDataset, UInt8Transform, file_fingerprint, identity, \
-    resolve_device
+from engine.eval.images import ImageDataset, file_fingerprint, identity, resolve_device
 from engine.eval.sets import SetError, beton_labels
 
 SCHEMA = "synthclone.eval-data/1"
@@ -128,18 +128,20 @@ def _inception(path, labels, chosen, ref_labels, ref_chosen, cfg: EvalDataConfig
     net = load_inception(cfg.inception, device)
     kw = dict(batch_size=cfg.batch_size, workers=cfg.workers, device=device,
               progress=cfg.progress)
-    pool, logits = inception_features(
-        net, ImageDataset(chosen.tolist(), UInt8Transform(INPUT_SIZE), path), desc="inception",
-        **kw)
+
+    def pixels(file, items):  # uint8, short side to 299 and center crop (the net resizes again)
+        return BetonImages(file, items.tolist(), crop=INPUT_SIZE, resize=INPUT_SIZE,
+                           backend=cfg.backend, dtype="uint8")
+
+    pool, logits = inception_features(net, pixels(path, chosen), desc="inception", **kw)
     out = {"weights": os.path.abspath(cfg.inception),
            "inception_score": inception_score(logits, cfg.is_splits, cfg.seed)}
     log(f"inception score {out['inception_score']['mean']:.3f}")
     if ref_labels is not None:
         from engine.eval.inception import per_class_fid
 
-        ref_pool, _ = inception_features(
-            net, ImageDataset(ref_chosen.tolist(), UInt8Transform(INPUT_SIZE), cfg.reference),
-            desc="inception (reference)", **kw)
+        ref_pool, _ = inception_features(net, pixels(cfg.reference, ref_chosen),
+                                         desc="inception (reference)", **kw)
         pc = per_class_fid(pool, labels[chosen], ref_pool, ref_labels[ref_chosen])
         wnid = (lambda l: imagenet_wnids()[l] if 0 <= l < 1000 else str(l))  # noqa: E731
         out["fid"] = fid(pool, ref_pool)
@@ -152,7 +154,6 @@ def _inception(path, labels, chosen, ref_labels, ref_chosen, cfg: EvalDataConfig
 def _detector(path, labels, cfg: EvalDataConfig, device):
     from engine.eval.checkpoint import load_model
     from engine.eval.detector import detector_report, split_real_generated
-    from engine.eval.images import TransformSpec
     from engine.eval.inference import run_model
 
     d = cfg.detector
@@ -160,12 +161,12 @@ def _detector(path, labels, cfg: EvalDataConfig, device):
     ref_labels = read_beton(cfg.reference, "--reference")
     real_idx, gen_idx, n_train = split_real_generated(len(ref_labels), len(labels),
                                                       d.train_images, d.test_images, cfg.seed)
-    transform = TransformSpec().build()
     kw = dict(batch_size=cfg.batch_size, workers=cfg.workers, device=device,
               progress=cfg.progress)
-    real = run_model(backbone, ImageDataset(real_idx.tolist(), transform, cfg.reference),
+    # resize 256, center crop 224 (BetonImages' default), as the backbone was trained
+    real = run_model(backbone, BetonImages(cfg.reference, real_idx.tolist(), backend=cfg.backend),
                      desc="detector (real)", **kw)["features"]
-    gen = run_model(backbone, ImageDataset(gen_idx.tolist(), transform, path),
+    gen = run_model(backbone, BetonImages(path, gen_idx.tolist(), backend=cfg.backend),
                     desc="detector (generated)", **kw)["features"]
     out = detector_report(real, gen, n_train, d, cfg.seed)
     out["weights"] = {"path": os.path.abspath(d.weights), "sha256": backbone.sha256}

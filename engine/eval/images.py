@@ -1,10 +1,19 @@
-"""Images in, tensors out: eval transforms, the dataset over files or .beton samples, the
-DataLoader, and the fingerprints that name a set in ``results.json`` and in the feature cache.
+"""Images in, tensors out: eval transforms, the inputs a model pass reads, and the fingerprints
+that name a set in ``results.json`` and in the feature cache.
 
-A set is a list of *items*: image file paths, or sample indices of one .beton. .beton samples
-are read with ``loaders.beton.BetonReader`` (the stored JPEG/raw bytes decoded with PIL) and go
-through the same torchvision transforms as files, so a set gives the same tensors whichever way
-it is stored (up to the JPEG decoder).
+A set is a list of *items*: image file paths, or sample indices of one .beton.
+
+* Image files: :class:`ImageDataset` (PIL + the torchvision transforms of a
+  :class:`TransformSpec`) in a torch DataLoader.
+* .beton samples: :class:`engine.eval.beton_input.BetonImages`, batches from the loaders'
+  eval pipeline (``loaders.mixing.make_eval_loader``: FFCV, DALI or torchvision decoding, a
+  center square of ``crop / resize`` of the short side resized to ``crop``, every sample once
+  in file order) — the same "resize 256, center crop 224" meaning as the transform of files, up
+  to the decoder's resampling and JPEG decoder.
+* :func:`image_batches` iterates either one as image tensors on the device.
+
+:class:`ImageDataset` also reads .beton samples as PIL images for models that bring their own
+preprocessing (CLIP).
 """
 from __future__ import annotations
 
@@ -120,6 +129,35 @@ class ImageDataset:
         state = dict(self.__dict__)
         state["_reader"], state["_pid"] = None, None
         return state
+
+
+def image_batches(data, *, batch_size: int, workers: int, device: str = "cpu",
+                  progress: bool = False, desc: str = "eval"):
+    """Image tensors ``(B, 3, H, W)`` on ``device``, every item once in item order, from an
+    :class:`ImageDataset` (a DataLoader with ``workers`` processes), a
+    :class:`engine.eval.beton_input.BetonImages` (the loaders' eval pipeline, opened and closed
+    here) or an open :class:`engine.eval.beton_input.BetonStream` (its own batch size and
+    workers; left open). A batch is valid only until the next one is requested (FFCV reuses
+    its buffers): consume it, or clone what must outlive it."""
+    import sys
+
+    from tqdm import tqdm
+
+    from engine.eval.beton_input import BetonImages, BetonStream
+
+    if isinstance(data, BetonImages):
+        with data.open(batch_size, workers, device) as stream:
+            yield from image_batches(stream, batch_size=batch_size, workers=workers,
+                                     device=device, progress=progress, desc=desc)
+        return
+    if isinstance(data, BetonStream):
+        yield from tqdm(data, desc=desc, unit="batch", disable=not progress, file=sys.stderr,
+                        leave=False, total=data.num_batches)
+        return
+    loader = make_loader(data, batch_size, workers, device)
+    for images, _ in tqdm(loader, desc=desc, unit="batch", disable=not progress,
+                          file=sys.stderr, leave=False):
+        yield images.to(device, non_blocking=True)
 
 
 def make_loader(dataset, batch_size: int, workers: int, device: str = "cpu", collate_fn=None):

@@ -19,7 +19,6 @@ copy it from a machine with internet or from ``~/.cache/torch/hub/checkpoints/``
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
 
@@ -53,17 +52,17 @@ def load_inception(path: str, device: str = "cpu"):
 
 def inception_features(net, dataset, *, batch_size=64, workers=0, device="cpu",
                        progress=False, desc="inception") -> tuple[np.ndarray, np.ndarray]:
-    """``(pool (N, 2048), logits (N, 1008))`` of a dataset yielding uint8 CHW tensors."""
+    """``(pool (N, 2048), logits (N, 1008))`` of uint8 CHW images: an
+    :class:`engine.eval.images.ImageDataset` or :class:`engine.eval.beton_input.BetonImages`."""
     import torch
-    from tqdm import tqdm
 
-    from engine.eval.images import make_loader
+    from engine.eval.images import image_batches
 
     pools, logits = [], []
     with torch.inference_mode():
-        for images, _ in tqdm(make_loader(dataset, batch_size, workers, device), desc=desc,
-                              unit="batch", disable=not progress, file=sys.stderr, leave=False):
-            pool, logit = net(images.to(device))
+        for images in image_batches(dataset, batch_size=batch_size, workers=workers,
+                                    device=device, progress=progress, desc=desc):
+            pool, logit = net(images)
             pools.append(pool.float().cpu())
             logits.append(logit.float().cpu())
     if not pools:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 
 import numpy as np
 
@@ -52,7 +51,9 @@ def run_model(loaded, dataset, *, batch_size: int = 64, workers: int = 0, device
               progress: bool = False, desc: str = "eval", cache_key: str | None = None) -> dict:
     """``{"logits": (N, K) float32, "features": (N, D) float32, "cached": bool}`` of ``loaded``
     (an :class:`engine.eval.checkpoint.LoadedModel`) over ``dataset`` (an
-    :class:`engine.eval.images.ImageDataset`)."""
+    :class:`engine.eval.images.ImageDataset` of files, or the
+    :class:`engine.eval.beton_input.BetonImages` of a .beton, or an open
+    :class:`engine.eval.beton_input.BetonStream`)."""
     path = cache_path(cache_key) if cache_key else None
     if path and os.path.isfile(path):
         hit = _load_cached(path)
@@ -66,9 +67,8 @@ def run_model(loaded, dataset, *, batch_size: int = 64, workers: int = 0, device
 
 def _forward_all(loaded, dataset, batch_size, workers, device, progress, desc) -> dict:
     import torch
-    from tqdm import tqdm
 
-    from engine.eval.images import make_loader
+    from engine.eval.images import image_batches
 
     captured = {}
 
@@ -79,14 +79,12 @@ def _forward_all(loaded, dataset, batch_size, workers, device, progress, desc) -
     handle = loaded.head.register_forward_hook(hook)
     logits, feats = [], []
     try:
-        loader = make_loader(dataset, batch_size, workers, device)
-        bar = tqdm(loader, desc=desc, unit="batch", disable=not progress, file=sys.stderr,
-                   leave=False)
         with torch.inference_mode():
-            for images, _ in bar:
-                images = images.to(device, non_blocking=True)                 # (B, 3, H, W)
-                logits.append(model(images).float().cpu())                    # (B, K)
-                feats.append(captured.pop("features").flatten(1).float().cpu())  # (B, D)
+            for images in image_batches(dataset, batch_size=batch_size, workers=workers,
+                                        device=device, progress=progress, desc=desc):
+                # copies: the loader reuses its buffers and features may be views of them
+                logits.append(model(images).float().cpu().clone())                # (B, K)
+                feats.append(captured.pop("features").flatten(1).float().cpu().clone())  # (B, D)
     finally:
         handle.remove()
     if not logits:

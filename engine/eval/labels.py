@@ -2,20 +2,15 @@
 
 Labels are ImageNet-1K indices in timm order (sorted wnids): ``engine.catalog``'s public tables
 (``imagenet_wnids``, ``imagenet_index``, ``class_names``). Class subsets (ImageNet-100, the
-ImageNet-R/A 200) are lists of those indices, never renumberings. ImageNet-R/A are read from
-timm's shipped wnid lists directly (milliseconds); every other class set goes through
-``engine.catalog.get_class_set``, which also loads WordNet hypernyms (~15 s, once per process).
+ImageNet-R/A 200) are lists of those indices, never renumberings, resolved by
+``engine.catalog.get_class_set`` (labels only: WordNet is never loaded for them).
 """
 from __future__ import annotations
 
 import functools
-import os
 
 from engine.catalog import IMAGENET_NUM_CLASSES, ClassLookupError, imagenet_index
 from engine.errors import UserError
-
-SUBSET_FILES = {"imagenet-r": "imagenet_r_synsets.txt", "imagenet-a": "imagenet_a_synsets.txt"}
-"""timm ships the 200-class ImageNet-R and ImageNet-A wnid lists (``timm/data/_info``)."""
 
 
 class LabelSpaceError(UserError):
@@ -42,8 +37,6 @@ def subset_labels(name: str) -> tuple[int, ...]:
     of wnids/names)."""
     if name == "imagenet1k":
         return tuple(range(IMAGENET_NUM_CLASSES))
-    if name in SUBSET_FILES:
-        return tuple(sorted(label_of_wnid(w) for w in _timm_info_lines(SUBSET_FILES[name])))
     from engine.catalog import get_class_set
 
     try:
@@ -55,10 +48,3 @@ def subset_labels(name: str) -> tuple[int, ...]:
                               "sets are labelled in ImageNet-1K, so the classes must be too")
     return tuple(sorted(c.index for c in cs))
 
-
-def _timm_info_lines(filename: str) -> list[str]:
-    import timm
-
-    path = os.path.join(os.path.dirname(timm.__file__), "data", "_info", filename)
-    with open(path, encoding="utf-8") as f:
-        return [ln.strip() for ln in f if ln.strip()]

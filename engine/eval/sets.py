@@ -249,7 +249,7 @@ def load_beton(key: str, path: str) -> TestSet:
     targets = np.asarray([position[int(l)] for l in labels], dtype=np.int64)
     return TestSet(key, "beton" if key not in SET_CLASSES else key, path,
                    list(range(len(labels))), targets, groups, names, file_fingerprint(path),
-                   ".beton (loaders.beton.BetonReader + PIL)", beton=path)
+                   ".beton (the loaders' eval pipeline)", beton=path)
 
 
 def beton_labels(reader) -> np.ndarray:

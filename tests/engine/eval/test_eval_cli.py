@@ -17,6 +17,7 @@ from engine.catalog import imagenet_wnids
 from engine.eval.labels import subset_labels
 from engine.eval.robustness import logit, sigmoid_percent
 from tests.engine.eval import fakes
+from tests.engine.eval.beton_refs import center_crop_reference, decoded
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))))
@@ -72,13 +73,9 @@ def world(tmp_path_factory):
     # a labelled .beton of the same images, labels = prediction for even, other for odd
     arrays = [np.asarray(Image.open(p).convert("RGB")) for p in pool]
     gen = fakes.beton(str(tmp / "gen.beton"), [0] * 8, images=arrays)
-    from loaders.beton import BetonReader
-
-    with BetonReader(gen) as rd:  # decoded like the pipeline decodes them (JPEG in the file)
-        decoded = [rd.read(i)["image"] for i in range(8)]
-    for i, a in enumerate(decoded):
-        Image.fromarray(a).save(tmp / "pool" / f"dec{i}.png")
-    bl = reference_logits(model, [str(tmp / "pool" / f"dec{i}.png") for i in range(8)])
+    # .beton sets go through the loaders' eval pipeline: FFCV's decoder, center crop 32/32
+    with torch.no_grad():
+        bl = model(center_crop_reference(decoded(gen, range(8), "ffcv"), 32, 32)).numpy()
     labels = [int(bl[i].argmax()) if i % 2 == 0 else int(bl[i].argmin()) for i in range(8)]
     os.remove(gen)
     gen = fakes.beton(str(tmp / "gen.beton"), labels, images=arrays)
@@ -136,6 +133,8 @@ def test_eval_matches_the_reference_and_the_cache(world, tmp_path, monkeypatch, 
     assert sets["imagenet-r"]["top1"] == 50.0 and sets["imagenet-r"]["restricted"]
     assert sets["imagenet-r"]["classes_evaluated"] == 200
     assert sets["gen-val"]["top1"] == 50.0 and sets["gen-val"]["kind"] == "beton"
+    assert sets["gen-val"]["pipeline"]["backend"] == "ffcv"  # the loaders' eval pipeline
+    assert "pipeline" not in sets["imagenet-val"]
     assert sets["objectnet"]["top1"] == pytest.approx(world["on_expected"])
     assert sets["objectnet"]["num_evaluated"] == 3
     assert sets["objectnet"]["classes_evaluated"] == 2
