@@ -53,6 +53,8 @@ def evaluate(target: str, cfg: EvalConfig) -> tuple[dict, dict]:
             test_sets.append(s.subsample(cfg.max_images, cfg.seed))
     if label_files:
         raise SetError(f"--set-labels {', '.join(label_files)}: no such set in --sets")
+    if any(s.beton for s in test_sets):  # the loader options of .beton sets, checked now
+        BetonImages("", (), cfg.crop, cfg.resize, cfg.backend)
     transfer_specs = [(canonical_transfer_name(n), p)
                       for n, p in parse_specs(cfg.transfer_sets, "--transfer")]
     baselines = read_baselines(cfg.baselines) if cfg.baselines else None

@@ -209,6 +209,12 @@ def test_eval_user_errors(world, tmp_path, capsys):
                                 f"imagenet-val={world['val']}", "-o", str(tmp_path / "full"))
     assert "expected NAME=PATH" in err(ck, "--arch", "test_resnet", "--sets", "imagenet-val",
                                        "-o", str(tmp_path / "e"))
+    assert "dali" in err(ck, "--arch", "test_resnet", "--sets", f"gen-val={world['gen']}",
+                         "--backend", "pil", "-o", str(tmp_path / "f"))
+    assert "--crop <= --resize" in err(ck, "--arch", "test_resnet", "--sets",
+                                       f"gen-val={world['gen']}", "--crop", "64", "--resize",
+                                       "32", "--no-progress", "-o", str(tmp_path / "g"))
+    assert not os.path.exists(tmp_path / "g")
 
 
 def test_eval_reads_its_config_section(world, tmp_path, monkeypatch, capsys):
