@@ -115,10 +115,9 @@ class EvalConfig:
     thread); loader threads (ffcv, dali) or processes (torchvision) for .beton sets (at least
     one)."""
     backend: Literal["ffcv", "dali", "torchvision"] = "ffcv"
-    """Loader backend of .beton sets (loaders.mixing.make_eval_loader): ffcv, dali (GPU JPEG
-    decoding on a GPU; the [dali] extra) or torchvision (PIL). They read a center square of
-    crop/resize of the short side, resized to crop (ffcv: area, dali: triangular, torchvision:
-    bilinear resampling; --interpolation applies to image folders)."""
+    """Loader backend that decodes .beton files (loaders.mixing.make_eval_loader: the center
+    square of crop/resize of the short side, resized to crop): ffcv (area resampling), dali
+    (GPU JPEG decoding on a GPU; the [dali] extra) or torchvision (PIL, bilinear)."""
     device: str = "auto"
     """auto (CUDA when available, else CPU) | cpu | cuda | cuda:N."""
     progress: bool = True
@@ -207,8 +206,9 @@ class EvalDataConfig:
     """Image decoders: loader threads (ffcv, dali) or processes (torchvision, and the PIL
     decoding of CLIP's inputs; 0 there: decode in the main thread)."""
     backend: Literal["ffcv", "dali", "torchvision"] = "ffcv"
-    """Loader backend that decodes the .beton files for Inception and the detector
-    (loaders.mixing.make_eval_loader); CLIP reads PIL images for its own preprocessing."""
+    """Loader backend that decodes .beton files (loaders.mixing.make_eval_loader: the center
+    square of crop/resize of the short side, resized to crop): ffcv (area resampling), dali
+    (GPU JPEG decoding on a GPU; the [dali] extra) or torchvision (PIL, bilinear)."""
     device: str = "auto"
     """auto (CUDA when available, else CPU) | cpu | cuda | cuda:N."""
     progress: bool = True
