@@ -109,10 +109,10 @@ def run_naive(pipe, rows, batch_size: int, workdir: str) -> None:
 def run_unet_only(pipe, rows, cfg) -> None:
     """Our denoising loops alone for ``rows`` (the pipe is already prepared by generate())."""
     from engine.generate.batching import group_batches
-    from engine.generate.sampling import Sampler
+    from engine.generate.denoise import Denoiser
 
     applied = pipe._synthclone_prepared[1]           # what generate() set up on this pipe
-    sampler = Sampler(pipe, applied["device"], None, cfg.cfg_batched, cfg.embed_cache,
+    sampler = Denoiser(pipe, applied["device"], None, cfg.cfg_batched, cfg.embed_cache,
                       applied["channels_last"])
     for b in group_batches(rows, cfg.batch_size):
         sampler.denoise(b)

@@ -1,18 +1,25 @@
 """The generation engine: a plan becomes a .beton (``synthclone generate``).
 
-    models.py      hub id / diffusers folder / checkpoint file / built-in tiny, sd15-arch
-    tokenizer.py   offline CLIP tokenizer from open_clip's BPE file
-    samplers.py    pndm (PLMS), ddim, dpmpp (DPM-Solver++)
-    batching.py    batch grouping, per-row noise, re-sample seeds
-    embeddings.py  text-embedding cache keyed by prompt
-    attention.py   attention-backend registry (sdpa, xformers, math)
-    setup_model.py device/dtype/attention/channels_last/VAE slicing+tiling/torch.compile
-    sampling.py    the denoising loop (text, img2img, image variation) and the VAE decode
-    tail.py        the pipelined tail: decode -> uint8 -> resize -> writer, on a worker thread
-    guards.py      NaN/Inf and blank re-sampling, the CLIP filter
-    images.py      real images for image-conditioned rows (folder or .beton)
-    runner.py      generate(plan, out, cfg): shards, resume, the loop, finalize
-    runlog.py      the run folder: config, state, throughput log, summary, contact sheet
-    config.py      GenerateConfig, shard parsing, output paths
-    cli.py         ``synthclone generate``
+Along the data path:
+
+    cli.py          ``synthclone generate``: flags -> GenerateConfig -> generate()
+    config.py       GenerateConfig, shard parsing, output paths
+    runner.py       generate(plan, out, cfg): the table of contents (setup, output, model,
+                    writer, loop, finish)
+    output.py       the shard's .beton and run folder; start / resume / already-complete
+    models.py       hub id / diffusers folder / checkpoint file / built-in tiny, sd15-arch
+    families.py     pipeline families (SD 1.x/2.x today; SDXL and image variation plug in here)
+    tokenizer.py    offline CLIP tokenizer from open_clip's BPE file
+    setup_model.py  device/dtype/attention/channels_last/VAE slicing+tiling/torch.compile
+    attention.py    attention backends (sdpa, xformers, math) in the ops registry
+    conditioning.py what the UNet is conditioned on: text (cached embeddings), CLIP image
+    embeddings.py   text-embedding cache keyed by prompt
+    schedulers.py   sampler names -> diffusers schedulers: pndm (PLMS), ddim, dpmpp
+    batching.py     batch keys, grouping, per-row noise, re-sample seeds
+    denoise.py      the denoising loop (text, img2img, image variation) and the VAE decode
+    loop.py         batches through denoise -> tail (decode, guards, write), re-samples
+    tail.py         the pipelined tail's worker thread and the uint8/resize postprocess
+    guards.py       guard counters, NaN/Inf and blank detection, the CLIP filter
+    images.py       real images for image-conditioned rows (folder or .beton)
+    runlog.py       the run folder: config, state, throughput log, summary, contact sheet
 """

@@ -4,19 +4,42 @@ per-row initial noise so an image depends only on its plan row (never on batch o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
+
+MODES = ("text", "img2img", "variation")
+"""Conditioning modes: text prompt; img2img (init image + strength, with the prompt); image
+variation (init image alone, through a CLIP image encoder; seed 004 §2.4)."""
 
 
-def batch_key(row) -> tuple:
-    """Rows in one batch share sampler, steps, guidance, size and conditioning mode."""
-    mode = "img2img" if row.init_image is not None and row.strength is not None else (
-        "variation" if row.init_image is not None else "text")
-    return (row.sampler, row.steps, float(row.guidance), row.height, row.width, mode,
-            row.strength)
+class BatchKey(NamedTuple):
+    """What every row of one batch shares (one UNet call needs equal values of all of these)."""
+
+    sampler: str
+    steps: int
+    guidance: float
+    height: int
+    width: int
+    mode: str
+    """One of :data:`MODES`."""
+    strength: float | None
+    """img2img strength (None for the other modes)."""
+
+
+def conditioning_mode(row) -> str:
+    """``"img2img"`` (init image + strength), ``"variation"`` (init image alone) or ``"text"``."""
+    if row.init_image is None:
+        return "text"
+    return "img2img" if row.strength is not None else "variation"
+
+
+def batch_key(row) -> BatchKey:
+    return BatchKey(row.sampler, row.steps, float(row.guidance), row.height, row.width,
+                    conditioning_mode(row), row.strength)
 
 
 @dataclass
 class Batch:
-    key: tuple
+    key: BatchKey
     rows: list
     attempt: int = 0
     """0 for the first try; k for the k-th re-sample of rows that failed a guard."""
@@ -33,7 +56,7 @@ def group_batches(rows, batch_size: int, group: bool = True) -> list[Batch]:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     batches: list[Batch] = []
     if group:
-        buckets: dict[tuple, list] = {}
+        buckets: dict[BatchKey, list] = {}
         for r in rows:
             buckets.setdefault(batch_key(r), []).append(r)
         for key, rs in buckets.items():

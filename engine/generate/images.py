@@ -41,3 +41,20 @@ class RealImages:
             raise ConfigError(f"init_image {key!r} not found under {self.source}")
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
+
+
+def load_init_images(image_loader, rows, h: int, w: int, device="cpu"):
+    """The rows' init images as float (B, 3, h, w) in [-1, 1] (bilinear, antialiased resize)."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    if image_loader is None:
+        raise ConfigError("rows with init_image need an image source (--real)")
+    out = []
+    for r in rows:
+        im = torch.from_numpy(np.array(image_loader(r.init_image), dtype=np.uint8))  # (H, W, 3)
+        x = im.permute(2, 0, 1)[None].float() / 127.5 - 1.0                        # (1, 3, H, W)
+        out.append(F.interpolate(x, size=(h, w), mode="bilinear", antialias=True,
+                                 align_corners=False))
+    return torch.cat(out).to(device)                                                # (B, 3, h, w)

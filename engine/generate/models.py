@@ -1,9 +1,9 @@
 """Model loading: hub id, local diffusers folder, single checkpoint file, built-in ``tiny`` /
 ``sd15-arch`` random-weight models.  Everything is checked before any work starts.
 
-``load_model(spec)`` returns a diffusers ``StableDiffusionPipeline`` (our sampling loop uses its
-``unet``/``vae``/``text_encoder``/``tokenizer``/``scheduler``; the naive benchmark path calls it
-directly).  The safety checker is off unless asked for (seed 002 disabled it).
+``load_model(spec)`` returns a diffusers pipeline of a supported family (``families.py``; today
+``StableDiffusionPipeline``): our denoising loop uses its ``unet``/``vae``/``scheduler`` and the
+family's conditioners; the naive benchmark path calls the pipeline directly.  The safety checker is off unless asked for (seed 002 disabled it).
 """
 from __future__ import annotations
 
@@ -106,6 +106,22 @@ def describe_spec(spec: str) -> str:
     return "hub"
 
 
+def pipeline_family(folder: str):
+    """The :class:`~engine.generate.families.Family` of a saved diffusers pipeline folder."""
+    import json
+
+    from engine.generate import families
+
+    with open(os.path.join(folder, "model_index.json"), encoding="utf-8") as f:
+        class_name = json.load(f).get("_class_name", "")
+    fam = families.by_pipeline_class(class_name)
+    if fam is None:
+        raise ModelLoadError(
+            f"{folder} holds a {class_name or 'pipeline of unknown class'}; supported: "
+            f"{', '.join(f.pipeline_class for f in families.families())}")
+    return fam
+
+
 def check_model_spec(spec: str, config: str | None = None) -> str:
     """Raise ModelLoadError before any work if ``spec`` cannot possibly load; return its kind."""
     kind = describe_spec(spec)
@@ -117,10 +133,11 @@ def check_model_spec(spec: str, config: str | None = None) -> str:
             raise ModelLoadError(
                 f"{spec} is not a diffusers pipeline folder (no model_index.json); save one with "
                 "StableDiffusionPipeline.save_pretrained(...) or pass a checkpoint file + --model-config")
-        for sub in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+        fam = pipeline_family(spec)
+        for sub in fam.components:
             if not os.path.isdir(os.path.join(spec, sub)):
-                raise ModelLoadError(f"{spec} lacks the {sub}/ folder a Stable Diffusion pipeline "
-                                     "needs (is it a Stable Diffusion 1.x/2.x model?)")
+                raise ModelLoadError(f"{spec} lacks the {sub}/ folder a {fam.pipeline_class} "
+                                     "needs (is the folder complete?)")
     if kind == "file":
         if not os.path.exists(spec):
             raise ModelLoadError(f"checkpoint file {spec} does not exist")
@@ -133,10 +150,12 @@ def check_model_spec(spec: str, config: str | None = None) -> str:
 
 def load_model(spec: str, config: str | None = None, safety_checker: bool = False,
                with_image_encoder: bool = False):
-    """Load ``spec`` (see module docstring) as a ``StableDiffusionPipeline`` on the CPU, fp32."""
+    """Load ``spec`` (see module docstring) as a diffusers pipeline on the CPU, fp32."""
+    import diffusers
     import torch
-    from diffusers import StableDiffusionPipeline
     from diffusers.loaders.single_file_utils import SingleFileComponentError
+
+    from engine.generate import families
 
     kind = check_model_spec(spec, config)
     if kind == "builtin":
@@ -145,12 +164,15 @@ def load_model(spec: str, config: str | None = None, safety_checker: bool = Fals
                                  "drop --safety-checker")
         return build_builtin(spec, with_image_encoder=with_image_encoder)
     extra = {} if safety_checker else {"safety_checker": None, "requires_safety_checker": False}
+    folder = spec if kind == "dir" else config if kind == "file" and config else None
+    family = pipeline_family(folder) if folder else families.SD
+    pipeline_class = getattr(diffusers, family.pipeline_class)
     try:
         if kind == "file":
-            pipe = StableDiffusionPipeline.from_single_file(
-                spec, config=config, dtype=torch.float32, **extra)
+            pipe = pipeline_class.from_single_file(spec, config=config, dtype=torch.float32,
+                                                   **extra)
         else:
-            pipe = StableDiffusionPipeline.from_pretrained(spec, dtype=torch.float32, **extra)
+            pipe = pipeline_class.from_pretrained(spec, dtype=torch.float32, **extra)
     except (OSError, ValueError, SingleFileComponentError) as exc:
         hint = (" (no model hub access here: HF_HUB_OFFLINE is set or the network is down; "
                 "download the model elsewhere and pass its local folder)" if kind == "hub" else

@@ -1,277 +1,208 @@
 """``generate(plan, out, cfg)``: a plan becomes a .beton, resumable and shardable.
 
-Read top to bottom: 1. shard + paths, 2. refuse bad resumes, 3. load the model (errors before
-any work), 4. open/resume the writer, 5. the loop (UNet on the main thread, the tail on a worker,
-re-samples queued at the end), 6. finalize the .beton and the run folder.
+:meth:`GenerateRun.__call__` reads as the table of contents: 1. setup, 2. output (finished /
+resume / start), 3. model, 4. writer, 5. loop, 6. finish; each step is a method below it.
 """
 from __future__ import annotations
 
-from engine.errors import UserError
-import json
-import os
-import time
-from collections import Counter, deque
+from collections import Counter
 
-from engine.generate.batching import Batch, group_batches
-from engine.generate.config import GenerateConfig, run_dir_for, shard_path
-from engine.generate.guards import blank_rows, nonfinite_rows
-from engine.generate.runlog import RunLog
-from engine.generate.tail import Tail, postprocess
+from engine.generate.config import GenerateConfig
+from engine.generate.output import (GenerateError, Output, check_resume, finished_summary,
+                                    prepare_run_dir, run_identity)
 
-
-class GenerateError(UserError, RuntimeError):
-    """A generation run cannot start or continue; the message says what to do."""
-
-
-def beton_fields(cfg: GenerateConfig) -> dict:
-    from ffcv.fields import BytesField, IntField, RGBImageField
-
-    return {"image": RGBImageField(write_mode="jpg", max_resolution=cfg.store_size,
-                                   jpeg_quality=cfg.jpeg_quality),
-            "label": IntField(), "sample_id": IntField(), "recipe": IntField(),
-            "prompt": BytesField()}
-
-
-def _check_resume(run_dir: str, plan, shard) -> None:
-    state = os.path.join(run_dir, "state.json")
-    if not os.path.exists(state):
-        raise GenerateError(f"a partial .beton exists but {state} does not: cannot tell which "
-                            "plan it belongs to; pass --overwrite to start over")
-    with open(state, encoding="utf-8") as f:
-        prev = json.load(f)
-    if prev.get("plan_hash") != plan.hash or list(prev.get("shard", [0, 1])) != list(shard):
-        raise GenerateError(
-            f"refusing to resume: the partial output was made from plan {prev.get('plan_hash', '?')[:16]}"
-            f" shard {prev.get('shard')}, this run has plan {plan.hash[:16]} shard {list(shard)}. "
-            "Use the same plan and --shard, another --out, or --overwrite to start over")
-
-
-def _finished_summary(run_dir: str, plan, shard) -> dict | None:
-    """The summary of a finished run of this very plan shard (a relaunch has nothing to do)."""
-    path = os.path.join(run_dir, "summary.json")
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        prev = json.load(f)
-    if prev.get("plan_hash") != plan.hash or prev.get("shard") != list(shard) or \
-            prev.get("status") != "done":
-        return None
-    return {**prev, "status": "already_complete", "resumed": prev.get("written", 0),
-            "written": 0}
+__all__ = ["GenerateError", "GenerateRun", "generate"]
 
 
 def generate(plan, out: str, cfg: GenerateConfig, shard=(0, 1), overwrite: bool = False,
              model=None) -> dict:
-    """Generate ``plan`` (shard ``i/n``) into ``out``; returns the run summary dict."""
-    import torch
+    """Generate ``plan`` (shard ``i/n``) into ``out``; returns the run summary dict.
 
-    from loaders.beton.writer import BetonWriter
+    ``model``: an already loaded pipeline (tests, benchmarks) instead of loading ``cfg.model``.
+    """
+    return GenerateRun(plan, out, cfg, shard, overwrite, model)()
 
-    from engine.generate.models import load_model
-    from engine.generate.sampling import Sampler
-    from engine.generate.setup_model import prepare, resolve_device, resolve_dtype
 
-    # 1. shard and paths
-    i, n = shard
-    work = plan.shard(i, n) if n > 1 else plan
-    rows = sorted(work.rows, key=lambda r: r.sample_id)
-    if not rows:
-        raise GenerateError(f"shard {i}/{n} of the plan has no rows (plan has {len(plan)})")
-    index = {r.sample_id: k for k, r in enumerate(rows)}       # global id -> .beton index
-    out = shard_path(out, i, n)
-    run_dir = run_dir_for(out)
+class GenerateRun:
+    """One call of :func:`generate`; the attributes are filled step by step."""
 
-    # 2. finished / partial outputs: refuse, overwrite or resume
-    resuming = BetonWriter.partial_exists(out) and not overwrite
-    if os.path.exists(out) and not overwrite:
-        done = _finished_summary(run_dir, plan, (i, n))
-        if done is None:
-            raise GenerateError(f"{out} exists and was not made from this plan shard; pass "
-                                "--overwrite to regenerate it, or another --out")
-        return done
-    if resuming:
-        _check_resume(run_dir, plan, (i, n))
+    def __init__(self, plan, out: str, cfg: GenerateConfig, shard=(0, 1),
+                 overwrite: bool = False, model=None):
+        self.plan, self.cfg, self.shard = plan, cfg, tuple(shard)
+        self.out, self.overwrite, self.model = out, overwrite, model
 
-    # 3. the model, before any output is touched
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device, dtype = resolve_device(cfg.device), resolve_dtype(cfg.dtype, resolve_device(cfg.device))
-    modes = {(r.init_image is not None, r.strength is not None) for r in rows}
-    pipe = model if model is not None else load_model(
-        cfg.model, cfg.model_config, cfg.safety_checker,
-        with_image_encoder=(True, False) in modes)
-    applied = prepare(pipe, cfg, device, dtype)
-    loader = None
-    if any(m[0] for m in modes):
-        from engine.generate.images import RealImages
+    def __call__(self) -> dict:
+        # 1. setup: this shard's rows and the files they go to
+        self.setup()
+        # 2. output: a finished output of this very run has nothing to do; a partial must match
+        finished = self.check_output()
+        if finished is not None:
+            return finished
+        # 3. model: load and prepare it before any output is touched
+        self.load_model()
+        # 4. writer: create or resume the .beton; record the run state
+        self.open_writer()
+        # 5. loop: denoise -> tail (decode, guards, write) -> re-samples
+        self.run_loop()
+        # 6. finish: close the .beton atomically, write the summary
+        return self.finish()
 
-        loader = RealImages(cfg.real)
-    sampler = Sampler(pipe, device, dtype, cfg.cfg_batched, cfg.embed_cache,
-                      applied["channels_last"], image_loader=loader)
-    clip = None
-    if cfg.clip_filter:
-        from engine.generate.guards import ClipFilter, ClipFilterConfig
+    # ------------------------------------------------------------------ 1. setup
+    def setup(self) -> None:
+        i, n = self.shard
+        work = self.plan.shard(i, n) if n > 1 else self.plan
+        self.rows = sorted(work.rows, key=lambda r: r.sample_id)
+        if not self.rows:
+            raise GenerateError(f"shard {i}/{n} of the plan has no rows (plan has "
+                                f"{len(self.plan)})")
+        self.index = {r.sample_id: k for k, r in enumerate(self.rows)}  # plan id -> .beton index
+        self.output = Output.for_shard(self.out, i, n)
+        self.identity = run_identity(self.plan, self.shard, len(self.rows))
 
-        names = {r.label: (r.wnid or str(r.label)) for r in rows}
-        names.update(_class_names(rows))
-        clip = ClipFilter(ClipFilterConfig(cfg.clip_model, cfg.clip_pretrained,
-                                           cfg.clip_threshold), names, device)
+    # ------------------------------------------------------------------ 2. output
+    def check_output(self) -> dict | None:
+        out = self.output
+        self.resuming = out.partial_exists() and not self.overwrite
+        if out.exists() and not self.overwrite:
+            done = finished_summary(out, self.identity)
+            if done is None:
+                raise GenerateError(f"{out.beton} exists and was not made from this plan shard; "
+                                    "pass --overwrite to regenerate it, or another --out")
+            return done
+        if self.resuming:
+            check_resume(out, self.identity)
+        return None
 
-    # 4. the writer (new or resumed) and the run folder
-    os.makedirs(run_dir, exist_ok=True)
-    if resuming:
-        writer = BetonWriter.resume(out, num_workers=cfg.writer_workers, durable=cfg.durable)
-        if writer.num_samples != len(rows):
-            writer.abort()
-            raise GenerateError(f"{out}.partial holds {writer.num_samples} samples, the plan "
-                                f"shard {len(rows)}; pass --overwrite to start over")
-    else:
+    # ------------------------------------------------------------------ 3. model
+    def load_model(self) -> None:
+        import torch
+
+        from engine.generate.batching import conditioning_mode
+        from engine.generate.denoise import Denoiser
+        from engine.generate.models import load_model
+        from engine.generate.setup_model import prepare, resolve_device, resolve_dtype
+
+        cfg = self.cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        device = resolve_device(cfg.device)
+        dtype = resolve_dtype(cfg.dtype, device)
+        modes = {(r.init_image is not None, r.strength is not None) for r in self.rows}
+        pipe = self.model if self.model is not None else load_model(
+            cfg.model, cfg.model_config, cfg.safety_checker,
+            with_image_encoder=(True, False) in modes)
+        self.applied = prepare(pipe, cfg, device, dtype)
+        loader = None
+        if any(m[0] for m in modes):
+            from engine.generate.images import RealImages
+
+            loader = RealImages(cfg.real)
+        self.denoiser = Denoiser(pipe, device, dtype, cfg.cfg_batched, cfg.embed_cache,
+                                 self.applied["channels_last"], image_loader=loader)
+        self.denoiser.check_modes({conditioning_mode(r) for r in self.rows})
+        self.safety_checker = None
+        if getattr(pipe, "safety_checker", None) is not None:
+            def flagged(x):
+                _, nsfw = pipe.run_safety_checker(x, device, dtype)
+                return {k for k, f in enumerate(nsfw or []) if f}
+
+            self.safety_checker = flagged
+        self.clip = None
+        if cfg.clip_filter:
+            from engine.generate.guards import ClipFilter, ClipFilterConfig
+
+            names = {r.label: (r.wnid or str(r.label)) for r in self.rows}
+            names.update(_class_names(self.rows))
+            self.clip = ClipFilter(ClipFilterConfig(cfg.clip_model, cfg.clip_pretrained,
+                                                    cfg.clip_threshold), names, device)
+
+    # ------------------------------------------------------------------ 4. writer
+    def open_writer(self) -> None:
+        from loaders.beton.schema import generated_fields
+        from loaders.beton.writer import BetonWriter
+
+        from engine.generate.runlog import RunLog
+
+        cfg, out = self.cfg, self.output
+        prepare_run_dir(out, self.resuming, self.overwrite)
+        if self.resuming:
+            writer = BetonWriter.resume(out.beton, num_workers=cfg.writer_workers,
+                                        durable=cfg.durable)
+            if writer.num_samples != len(self.rows):
+                writer.abort()
+                raise GenerateError(f"{out.beton}.partial holds {writer.num_samples} samples, the "
+                                    f"plan shard {len(self.rows)}; pass --overwrite to start over")
+        else:
+            writer = BetonWriter(out.beton, num_samples=len(self.rows),
+                                 fields=generated_fields(cfg.store_size, cfg.jpeg_quality),
+                                 num_workers=cfg.writer_workers, overwrite=self.overwrite,
+                                 durable=cfg.durable, info=self.file_info())
+        self.writer = writer
+        done = writer.done_ids
+        self.todo = [r for r in self.rows if self.index[r.sample_id] not in done]
+        self.log = RunLog(out.run, self.identity, cfg, self.applied, self.plan.header,
+                          resumed=len(done), total=len(self.rows), rows=self.todo)
+        self.log.write_state()
+
+    def file_info(self):
+        """What the .beton is (kind, plan hash, class names, recipes), stored with it; from
+        every row of the plan, so that all shards of a plan describe it alike."""
         from loaders.beton.schema import generated_info
 
-        info = generated_info(plan.hash, plan.recipes, {(r.label, r.wnid) for r in plan.rows},
-                              plan.header.get("class_names"))   # kind, plan hash, class names
-        writer = BetonWriter(out, num_samples=len(rows), fields=beton_fields(cfg),
-                             num_workers=cfg.writer_workers, overwrite=overwrite,
-                             durable=cfg.durable, info=info)
-    done = writer.done_ids
-    log = RunLog(run_dir, plan, (i, n), cfg, applied, resumed=len(done), total=len(rows))
-    log.write_state()
-    todo = [r for r in rows if index[r.sample_id] not in done]
-    recipes = list(plan.recipes)
+        return generated_info(self.plan.hash, self.plan.recipes,
+                              {(r.label, r.wnid) for r in self.plan.rows},
+                              self.plan.header.get("class_names"))
 
-    # 5. the loop
-    stats = Counter()
-    queue = deque(group_batches(todo, cfg.batch_size, cfg.group_batches))
+    # ------------------------------------------------------------------ 5. loop
+    def run_loop(self) -> None:
+        import torch
 
-    flushes, nsfw_count = [0], [0]
+        from engine.generate.loop import GenerationLoop
 
-    def tail_fn(item):
-        batch, latents = item
-        t0 = time.perf_counter()
-        x = sampler.decode(latents)                                   # (B, 3, H, W)
-        t1 = time.perf_counter()
-        u8 = postprocess(x, cfg.store_size)                           # (B, h, w, 3) uint8
-        t2 = time.perf_counter()
-        blank = set(blank_rows(u8, cfg.blank_std))
-        if getattr(pipe, "safety_checker", None) is not None:
-            # flagged images come back black: count them and re-sample like blank ones
-            _, nsfw = pipe.run_safety_checker(x, device, dtype)
-            flagged = {k for k, f in enumerate(nsfw or []) if f}
-            nsfw_count[0] += len(flagged - blank)
-            blank |= flagged
-        keep = [k not in blank for k in range(len(batch.rows))]
-        if clip is not None:
-            ok = clip.keep([r for r, kp in zip(batch.rows, keep) if kp], u8[keep])
-            it = iter(ok)
-            dropped = [kp and not next(it) for kp in keep]
-        else:
-            dropped = [False] * len(keep)
-        arr = u8.numpy()
-        written = []
-        for k, r in enumerate(batch.rows):
-            if not keep[k] or dropped[k]:
-                continue
-            writer.append(index[r.sample_id], {
-                "image": arr[k], "label": int(r.label), "sample_id": int(r.sample_id),
-                "recipe": recipes.index(r.recipe),
-                "prompt": _prompt_bytes(r.prompt)})
-            written.append((r, arr[k]))
-        flushes[0] += 1
-        if cfg.flush_every > 0 and flushes[0] % cfg.flush_every == 0:
-            writer.flush()                                            # journal commit
-        t3 = time.perf_counter()
-        return {"blank": [batch.rows[k] for k in sorted(blank)], "attempt": batch.attempt,
-                "written": written, "dropped": sum(dropped),
-                "times": {"decode": t1 - t0, "postprocess": t2 - t1, "write": t3 - t2}}
+        cfg = self.cfg
+        self.loop = GenerationLoop(self.denoiser, self.writer, self.log, cfg, index=self.index,
+                                   recipes=list(self.plan.recipes), clip=self.clip,
+                                   safety_checker=self.safety_checker)
+        self.log.start()
+        try:
+            self.loop.run(self.todo)
+        except KeyboardInterrupt:
+            self._stop("interrupted")
+            raise
+        except torch.OutOfMemoryError as exc:
+            self._stop("out_of_memory")
+            raise GenerateError(
+                f"out of GPU memory at batch size {cfg.batch_size}: rerun the same command with "
+                f"a smaller --batch-size (e.g. {max(1, cfg.batch_size // 2)}) to resume; "
+                "--vae-slicing/--vae-tiling also lower peak memory") from exc
+        except BaseException:
+            self._stop("failed")
+            raise
 
-    tail = Tail(tail_fn, async_=cfg.pipeline_tail, max_inflight=cfg.tail_inflight)
-    retry: dict[int, list] = {}
+    def _stop(self, status: str) -> None:
+        """After a failed loop: keep the journaled partial, record what happened."""
+        self.writer.abort()
+        self.log.finish(status, self.loop.counts, self.denoiser, dropped=self._dropped())
 
-    def collect(results):
-        for res in results:
-            for k, v in res["times"].items():
-                log.add_time(k, v)
-            for r, img in res["written"]:
-                log.image_written(r, img)
-            stats["dropped_clip"] += res["dropped"]
-            if res["blank"]:
-                stats["blank"] += len(res["blank"])
-                retry.setdefault(res["attempt"] + 1, []).extend(res["blank"])
+    # ------------------------------------------------------------------ 6. finish
+    def finish(self) -> dict:
+        counts, have = self.loop.counts, self.writer.appended_ids
+        if not have:
+            self.writer.abort()
+            self.log.finish("nothing_written", counts, self.denoiser, out=self.output.beton,
+                            dropped=self._dropped())
+            raise GenerateError(
+                f"no image passed the guards ({counts.failed} rows failed after "
+                f"{self.cfg.max_resample} re-samples, {counts.dropped_clip} CLIP-dropped); see "
+                f"{self.output.run.file('dropped.json')}")
+        self.writer.close(shrink=len(have) < len(self.rows))
+        per_class = Counter(r.label for r in self.rows if self.index[r.sample_id] in have)
+        return self.log.finish("done", counts, self.denoiser, out=self.output.beton,
+                               per_class=per_class, dropped=self._dropped())
 
-    def requeue():
-        for attempt in sorted(retry):
-            rs = retry.pop(attempt)
-            if attempt > cfg.max_resample:
-                stats["failed"] += len(rs)
-                log.failed.extend(r.sample_id for r in rs)
-                continue
-            stats["resampled"] += len(rs)
-            for b in group_batches(rs, cfg.batch_size, cfg.group_batches):
-                queue.append(Batch(b.key, b.rows, attempt))
-
-    log.start(len(todo))
-    try:
-        while queue or retry:
-            if not queue:
-                collect(tail.drain())
-                requeue()
-                continue
-            batch = queue.popleft()
-            t0 = time.perf_counter()
-            latents = sampler.denoise(batch)                          # (B, C, h, w)
-            log.add_time("unet+text", time.perf_counter() - t0)
-            bad = set(nonfinite_rows(latents))
-            if bad:
-                stats["nonfinite"] += len(bad)
-                retry.setdefault(batch.attempt + 1, []).extend(batch.rows[k] for k in sorted(bad))
-                good = [k for k in range(len(batch.rows)) if k not in bad]
-                if not good:
-                    continue
-                batch = Batch(batch.key, [batch.rows[k] for k in good], batch.attempt)
-                latents = latents[good]
-            tail.submit((batch, latents))
-            collect(tail.take())
-            log.progress(stats)
-        collect(tail.drain())
-    except KeyboardInterrupt:
-        collect(tail.drain())
-        tail.close()
-        writer.abort()
-        log.finish(stats, sampler, status="interrupted")
-        raise
-    except torch.OutOfMemoryError as exc:
-        tail.close(wait=False)
-        writer.abort()
-        log.finish(stats, sampler, status="out_of_memory")
-        raise GenerateError(f"out of GPU memory at batch size {cfg.batch_size}: rerun the same "
-                            f"command with a smaller --batch-size (e.g. {max(1, cfg.batch_size // 2)}) "
-                            "to resume; --vae-slicing/--vae-tiling also lower peak memory") from exc
-    except BaseException:
-        tail.close(wait=False)
-        writer.abort()
-        log.finish(stats, sampler, status="failed")
-        raise
-    tail.close()
-
-    # 6. finalize
-    stats["nsfw_flagged"] = nsfw_count[0]
-    have = writer.appended_ids
-    per_class = Counter(r.label for r in rows if index[r.sample_id] in have)
-    if not have:
-        writer.abort()
-        log.finish(stats, sampler, status="nothing_written", clip=clip, out=out)
-        raise GenerateError(f"no image passed the guards ({stats['failed']} rows failed after "
-                            f"{cfg.max_resample} re-samples, {stats['dropped_clip']} CLIP-dropped);"
-                            f" see {run_dir}/dropped.json")
-    writer.close(shrink=len(have) < len(rows))
-    summary = log.finish(stats, sampler, status="done", clip=clip, out=out, per_class=per_class)
-    return summary
-
-
-def _prompt_bytes(prompt: str):
-    import numpy as np
-
-    return np.frombuffer(prompt.encode("utf-8"), dtype=np.uint8)
+    def _dropped(self) -> dict:
+        return {"clip_dropped": self.clip.dropped if self.clip is not None else [],
+                "failed_sample_ids": self.loop.failed_ids}
 
 
 def _class_names(rows) -> dict:

@@ -98,9 +98,9 @@ def test_exists_and_hash_mismatch_are_refused(plan, single, tmp_path, monkeypatc
 
 def _interrupt_after(plan, out, batches, monkeypatch):
     """Run generation and press Ctrl-C (KeyboardInterrupt) after ``batches`` UNet batches."""
-    from engine.generate import sampling
+    from engine.generate.denoise import Denoiser
 
-    orig, calls = sampling.Sampler.denoise, [0]
+    orig, calls = Denoiser.denoise, [0]
 
     def denoise(self, batch):
         calls[0] += 1
@@ -109,7 +109,7 @@ def _interrupt_after(plan, out, batches, monkeypatch):
         return orig(self, batch)
 
     with monkeypatch.context() as m:
-        m.setattr(sampling.Sampler, "denoise", denoise)
+        m.setattr(Denoiser, "denoise", denoise)
         with pytest.raises(KeyboardInterrupt):
             generate(plan, out, cfg(pipeline_tail=True))
 
@@ -127,7 +127,7 @@ def test_ctrl_c_leaves_resumable_output(plan, single, tmp_path, monkeypatch):
 
 
 def test_nan_latents_are_resampled_with_a_derived_seed(plan, tmp_path, monkeypatch):
-    from engine.generate import batching, sampling
+    from engine.generate import batching
 
     target = plan.rows[5].seed
     orig = batching.initial_noise
@@ -147,7 +147,7 @@ def test_nan_latents_are_resampled_with_a_derived_seed(plan, tmp_path, monkeypat
 
     from engine.plan import Plan
 
-    derived = sampling.resample_seed(target, 1)
+    derived = batching.resample_seed(target, 1)
     assert derived != target
     row = replace(plan.rows[5], seed=derived)
     one = Plan(dict(plan.header, num_rows=1), [row])
@@ -168,10 +168,10 @@ def test_blank_images_fail_after_max_resample(plan, tmp_path):
 def test_out_of_memory_says_lower_the_batch_and_stays_resumable(plan, tmp_path, monkeypatch):
     import torch
 
-    from engine.generate import sampling
+    from engine.generate.denoise import Denoiser
     from loaders.beton import BetonWriter
 
-    orig, calls = sampling.Sampler.denoise, [0]
+    orig, calls = Denoiser.denoise, [0]
 
     def denoise(self, batch):
         calls[0] += 1
@@ -179,10 +179,10 @@ def test_out_of_memory_says_lower_the_batch_and_stays_resumable(plan, tmp_path, 
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return orig(self, batch)
 
-    monkeypatch.setattr(sampling.Sampler, "denoise", denoise)
+    monkeypatch.setattr(Denoiser, "denoise", denoise)
     out = str(tmp_path / "oom.beton")
     with pytest.raises(GenerateError, match="smaller --batch-size"):
         generate(plan, out, cfg())
     assert BetonWriter.partial_exists(out)
-    monkeypatch.setattr(sampling.Sampler, "denoise", orig)
+    monkeypatch.setattr(Denoiser, "denoise", orig)
     assert generate(plan, out, cfg(batch_size=2))["resumed"] == 4
