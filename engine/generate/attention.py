@@ -1,106 +1,96 @@
-"""Attention-backend registry with stated preconditions (diffusers ``attention_dispatch`` style).
+"""Attention backends of the UNet and VAE, registered in :mod:`engine.ops.registry` as the op
+``"attention"`` (constraints return the reason a backend cannot run).
 
-``sdpa`` (PyTorch scaled_dot_product_attention; default, CPU and GPU), ``xformers`` (memory-
-efficient attention: CUDA + the xformers package), ``math`` (diffusers' plain attention, the
-reference).  ``choose("auto", device)`` takes the first backend whose constraints hold.
+In preference order: ``xformers`` (memory-efficient attention: CUDA + the xformers package),
+``sdpa`` (PyTorch scaled_dot_product_attention; CPU and GPU), ``math`` (diffusers' plain
+attention, the reference). A backend's function makes a diffusers attention processor.
+``--attention auto`` takes the first backend that can run here, or the one forced with
+``SYNTHCLONE_OPS_BACKEND=attention=NAME``; ``--attention NAME`` asks for one and is an error,
+with the reason, when it cannot run.
 """
 from __future__ import annotations
 
-from engine.errors import ConfigError
-
 import importlib.util
-from dataclasses import dataclass, field
-from typing import Callable
+
+from engine.errors import ConfigError
+from engine.ops import registry
+
+OP = "attention"
+FUSABLE = frozenset({"sdpa"})
+"""Backends that work with fused QKV projections (``fuse_qkv_projections``)."""
 
 
-@dataclass
-class Backend:
-    name: str
-    make: Callable
-    """() -> a diffusers attention processor."""
-    constraints: list = field(default_factory=list)
-    """[(description, check(device) -> bool)]: all must hold to use the backend."""
-    fusable: bool = False
-    """Whether fused QKV projections (``fuse_qkv_projections``) work with it."""
-
-    def unmet(self, device) -> list[str]:
-        return [desc for desc, check in self.constraints if not check(device)]
+def _needs_cuda(ctx) -> str | None:
+    if not str(ctx["device"]).startswith("cuda"):
+        return f"device is {ctx['device']}, not CUDA (xformers kernels are CUDA-only)"
+    return None
 
 
-_REGISTRY: dict[str, Backend] = {}
-AUTO_ORDER = ("xformers", "sdpa", "math")
+def _needs_xformers(ctx) -> str | None:
+    if importlib.util.find_spec("xformers") is None:
+        return "the xformers package is not installed (pip install 'synthclone[xformers]')"
+    return None
 
 
-def register(name: str, make: Callable, constraints=(), fusable: bool = False) -> None:
-    _REGISTRY[name] = Backend(name, make, list(constraints), fusable)
-
-
-def _is_cuda(device) -> bool:
-    return str(device).startswith("cuda")
-
-
-def _has_sdpa(device) -> bool:
+def _needs_sdpa(ctx) -> str | None:
     import torch.nn.functional as F
 
-    return hasattr(F, "scaled_dot_product_attention")
+    if not hasattr(F, "scaled_dot_product_attention"):
+        return "this torch has no scaled_dot_product_attention"
+    return None
 
 
-def _has_xformers(device) -> bool:
-    return importlib.util.find_spec("xformers") is not None
-
-
-def _sdpa():
-    from diffusers.models.attention_processor import AttnProcessor2_0
-
-    return AttnProcessor2_0()
-
-
+@registry.register(OP, "xformers", [_needs_cuda, _needs_xformers],
+                   doc="memory-efficient attention (CUDA + xformers)")
 def _xformers():
     from diffusers.models.attention_processor import XFormersAttnProcessor
 
     return XFormersAttnProcessor()
 
 
+@registry.register(OP, "sdpa", [_needs_sdpa], doc="torch scaled_dot_product_attention")
+def _sdpa():
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    return AttnProcessor2_0()
+
+
+@registry.register(OP, "math", doc="diffusers' plain attention (the reference)")
 def _math():
     from diffusers.models.attention_processor import AttnProcessor
 
     return AttnProcessor()
 
 
-register("sdpa", _sdpa, [("torch has scaled_dot_product_attention", _has_sdpa)], fusable=True)
-register("xformers", _xformers, [("device is CUDA (xformers kernels are CUDA-only)", _is_cuda),
-                                 ("the xformers package is installed", _has_xformers)])
-register("math", _math)
-
-
 def names() -> list[str]:
-    return sorted(_REGISTRY)
+    return [b.name for b in registry.backends(OP)]
 
 
-def choose(name: str, device) -> Backend:
-    """The backend called ``name`` (or the first usable one for "auto"); clear error if unusable."""
-    if name == "auto":
-        for n in AUTO_ORDER:
-            if not _REGISTRY[n].unmet(device):
-                return _REGISTRY[n]
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown attention backend {name!r}; choose auto or one of "
-                         f"{', '.join(names())}")
-    b = _REGISTRY[name]
-    unmet = b.unmet(device)
-    if unmet:
-        raise ConfigError(f"attention backend {name!r} cannot run here: needs "
-                         f"{'; '.join(unmet)}. Use --attention sdpa (or auto).")
-    return b
+def choose(name: str, device) -> registry.Backend:
+    """The backend called ``name``, or for ``"auto"`` the forced or first usable one."""
+    ctx = {"device": str(device)}
+    wanted = registry.forced_backend(OP) if name == "auto" else name
+    if wanted is None:
+        return registry.select(OP, **ctx)          # "math" always runs: never raises
+    by_name = {b.name: b for b in registry.backends(OP)}
+    where = f"--attention {name}" if name != "auto" else f"{registry.ENV_VAR}={OP}={wanted}"
+    if wanted not in by_name:
+        raise ConfigError(f"{where}: unknown attention backend {wanted!r}; choose auto or one of "
+                          f"{', '.join(names())}")
+    reason = by_name[wanted].why_not(ctx)
+    if reason:
+        raise ConfigError(f"{where}: attention backend {wanted!r} cannot run here: {reason}. "
+                          "Use --attention sdpa (or auto).")
+    return by_name[wanted]
 
 
 def apply(module, name: str, device, fuse_qkv: bool = False) -> str:
     """Set the attention processor of a diffusers model; optionally fuse QKV. Returns the name."""
-    b = choose(name, device)
-    module.set_attn_processor(b.make())
+    backend = choose(name, device)
+    module.set_attn_processor(backend.fn())
     if fuse_qkv:
-        if not b.fusable:
-            raise ConfigError(f"fused QKV projections need the sdpa backend, not {b.name!r}; "
-                             "drop --fuse-qkv or use --attention sdpa")
+        if backend.name not in FUSABLE:
+            raise ConfigError(f"fused QKV projections need the sdpa backend, not "
+                              f"{backend.name!r}; drop --fuse-qkv or use --attention sdpa")
         module.fuse_qkv_projections()
-    return b.name
+    return backend.name

@@ -85,12 +85,42 @@ def test_tokenizer_matches_open_clip():
         assert ours[:end] == theirs[:end] and len(ours) == 77
 
 
-def test_attention_registry_preconditions():
+def test_attention_backends_in_the_ops_registry(monkeypatch):
+    from engine.ops import registry
+
+    monkeypatch.delenv(registry.ENV_VAR, raising=False)
+    assert attention.names() == ["xformers", "sdpa", "math"]
+    reasons = dict(registry.explain("attention", device="cpu"))
+    assert "not CUDA" in reasons["xformers"] and reasons["sdpa"] is None and reasons["math"] is None
     assert attention.choose("auto", "cpu").name == "sdpa"
-    with pytest.raises(ValueError, match="CUDA"):
+    with pytest.raises(ValueError, match="cannot run here: device is cpu, not CUDA"):
         attention.choose("xformers", "cpu")
     with pytest.raises(ValueError, match="unknown attention backend"):
         attention.choose("flash9", "cpu")
+    # the process-wide switch of every registry op forces "auto" too, and names itself in errors
+    monkeypatch.setenv(registry.ENV_VAR, "attention=math")
+    assert attention.choose("auto", "cpu").name == "math"
+    assert attention.choose("sdpa", "cpu").name == "sdpa"           # an explicit flag wins
+    monkeypatch.setenv(registry.ENV_VAR, "attention=xformers")
+    with pytest.raises(ValueError, match="SYNTHCLONE_OPS_BACKEND=attention=xformers"):
+        attention.choose("auto", "cpu")
+
+
+def test_attention_backends_give_the_same_unet_output():
+    from engine.generate.models import load_model
+
+    pipe = load_model("tiny")
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 8, 8, generator=g)
+    emb = torch.randn(2, 77, 32, generator=g)
+    out = {}
+    for name in ("math", "sdpa"):
+        assert attention.apply(pipe.unet, name, "cpu") == name
+        with torch.no_grad():
+            out[name] = pipe.unet(x, 10, encoder_hidden_states=emb).sample
+    torch.testing.assert_close(out["sdpa"], out["math"], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="fused QKV projections need the sdpa backend"):
+        attention.apply(pipe.unet, "math", "cpu", fuse_qkv=True)
 
 
 def test_shard_parsing_and_paths():
