@@ -66,12 +66,21 @@ def names() -> list[str]:
     return [b.name for b in registry.backends(OP)]
 
 
+def _forced() -> str | None:
+    """The backend ``SYNTHCLONE_OPS_BACKEND`` forces: ``attention=NAME``, or a bare name meant
+    for every op (``ref`` is our ``math``; a bare name of another op's backend is ignored)."""
+    forced = registry.forced_backend(OP)
+    if forced is None or registry.forced_backend("\0no-such-op") is None:
+        return forced                                         # given as attention=NAME
+    return "math" if forced == "ref" else forced if forced in names() else None
+
+
 def choose(name: str, device) -> registry.Backend:
     """The backend called ``name``, or for ``"auto"`` the forced or first usable one."""
     ctx = {"device": str(device)}
-    wanted = registry.forced_backend(OP) if name == "auto" else name
-    if wanted is None:
-        return registry.select(OP, **ctx)          # "math" always runs: never raises
+    wanted = _forced() if name == "auto" else name
+    if wanted is None:                             # the first that runs ("math" always does)
+        return next(b for b in registry.backends(OP) if b.why_not(ctx) is None)
     by_name = {b.name: b for b in registry.backends(OP)}
     where = f"--attention {name}" if name != "auto" else f"{registry.ENV_VAR}={OP}={wanted}"
     if wanted not in by_name:

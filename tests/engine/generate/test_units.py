@@ -101,6 +101,10 @@ def test_attention_backends_in_the_ops_registry(monkeypatch):
     monkeypatch.setenv(registry.ENV_VAR, "attention=math")
     assert attention.choose("auto", "cpu").name == "math"
     assert attention.choose("sdpa", "cpu").name == "sdpa"           # an explicit flag wins
+    monkeypatch.setenv(registry.ENV_VAR, "ref")                     # every op's reference
+    assert attention.choose("auto", "cpu").name == "math"
+    monkeypatch.setenv(registry.ENV_VAR, "csrc")                    # another op's backend
+    assert attention.choose("auto", "cpu").name == "sdpa"
     monkeypatch.setenv(registry.ENV_VAR, "attention=xformers")
     with pytest.raises(ValueError, match="SYNTHCLONE_OPS_BACKEND=attention=xformers"):
         attention.choose("auto", "cpu")
