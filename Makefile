@@ -7,8 +7,8 @@ PY        := $(VENV)/bin/python
 PIP       := $(PY) -m pip
 APT_PKGS  := libturbojpeg0-dev libopencv-dev pkg-config wordnet-base wordnet-sense-index g++
 TORCH     := torch==2.14.1 torchvision==0.29.1
-export SYNTHCLONE_CACHE ?= $(CURDIR)/.cache/synthclone
-export TORCHINDUCTOR_CACHE_DIR ?= $(CURDIR)/.cache/inductor
+# One cache whether run under make or directly: SYNTHCLONE_CACHE (default ~/.cache/synthclone;
+# compiled kernels under it, see engine/env.py) is left to the user's environment.
 export HF_HUB_OFFLINE ?= 1
 
 .PHONY: setup system python demo test bench clean

@@ -101,7 +101,9 @@ def load_clip(model_name: str = DEFAULT_MODEL, pretrained: str | None = None, *,
         model, _, preprocess = open_clip.create_model_and_transforms(
             model_name, pretrained=pretrained, device=device)
     except Exception as exc:  # noqa: BLE001 - open_clip raises many types (hub, IO, config)
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        from engine import env
+
+        offline = env.hf_hub_offline()
         raise ClipLoadError(
             f"could not load open_clip {model_name!r} with weights {pretrained!r}: "
             f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"

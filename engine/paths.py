@@ -8,9 +8,9 @@ import tempfile
 
 def cache_dir(*parts: str) -> str:
     """``$SYNTHCLONE_CACHE`` (default ``~/.cache/synthclone``), created on demand."""
-    root = os.environ.get("SYNTHCLONE_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "synthclone")
-    path = os.path.join(root, *parts)
+    from engine import env
+
+    path = os.path.join(env.cache_root(), *parts)
     os.makedirs(path, exist_ok=True)
     return path
 

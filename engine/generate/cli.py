@@ -19,12 +19,13 @@ def get_args_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="synthclone generate", description="Generate a plan into a .beton (resumable).",
         epilog="example: synthclone generate plan.jsonl --model tiny --out clone.beton; "
-               "rerun the same command to resume; --shard 0/4 (or torchrun/SLURM env) for shards")
+               "rerun the same command to resume; --shard 0/4 for shards (torchrun/SLURM: auto)")
     p.add_argument("plan", help="plan file (synthclone plan ... --out plan.jsonl)")
     add_out_arg(p, ".beton to write (shards: NAME.shardIofN.beton)")
     add_config_file_args(p, "generate", example="batch_size=4")
-    p.add_argument("--shard", help="I/N: generate shard I of N (default: RANK/WORLD_SIZE, "
-                                   "SLURM_PROCID/SLURM_NTASKS, else 0/1)")
+    p.add_argument("--shard", default="auto",
+                   help="I/N: generate shard I of N; auto (default): RANK/WORLD_SIZE (torchrun), "
+                        "else SLURM_PROCID/SLURM_NTASKS, else 0/1; the choice is printed")
     add_overwrite_arg(p, "the output and its run folder, starting over (without it: a rerun "
                          "resumes)")
     add_config_args(p, GenerateConfig, flags={"writer_workers": ("--workers",)},
@@ -35,15 +36,18 @@ def get_args_parser() -> ArgumentParser:
 
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
+    from engine import env
     from engine.generate.config import parse_shard
     from engine.generate.runner import generate
     from engine.plan import read_plan
 
     cfg = config_from_args(GenerateConfig, args, section="generate")
-    shard = parse_shard(args.shard)
+    i, n, why = parse_shard(args.shard)
+    print(f"synthclone generate: shard {i}/{n} ({why})", file=sys.stderr)
     plan = read_plan(args.plan)
+    env.use_project_inductor_cache()
     try:
-        summary = generate(plan, args.out, cfg, shard=shard, overwrite=args.overwrite)
+        summary = generate(plan, args.out, cfg, shard=(i, n), overwrite=args.overwrite)
     except KeyboardInterrupt:
         print("\nsynthclone generate: interrupted; written images are journaled. Rerun the same "
               "command to resume.", file=sys.stderr)

@@ -111,23 +111,33 @@ class GenerateConfig:
         return dataclasses.asdict(self)
 
 
-def parse_shard(text: str | None, env=None) -> tuple[int, int]:
-    """``"i/n"``; else torchrun (RANK/WORLD_SIZE) or SLURM (SLURM_PROCID/SLURM_NTASKS); else 0/1."""
-    env = os.environ if env is None else env
-    if text:
+def parse_shard(text: str | None = "auto") -> tuple[int, int, str]:
+    """``"I/N"``, or ``"auto"``/None: the launcher's rank (torchrun RANK/WORLD_SIZE, else SLURM
+    SLURM_PROCID/SLURM_NTASKS; see ``engine/env.py``), else 0/1. Returns ``(i, n, why)``."""
+    from engine import env
+
+    if text and text != "auto":
         try:
             i, n = (int(v) for v in text.split("/"))
         except ValueError:
-            raise ConfigError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
-    elif "WORLD_SIZE" in env and "RANK" in env:
-        i, n = int(env["RANK"]), int(env["WORLD_SIZE"])
-    elif "SLURM_NTASKS" in env and "SLURM_PROCID" in env:
-        i, n = int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"])
+            raise ConfigError(f"--shard {text!r}: expected I/N (e.g. 0/4) or auto") from None
+        why = "from --shard"
     else:
-        i, n = 0, 1
+        launched = env.launcher()
+        if launched is None:
+            i, n = 0, 1
+            why = ("the whole plan: --shard auto found no RANK/WORLD_SIZE (torchrun) or "
+                   "SLURM_PROCID/SLURM_NTASKS (SLURM)")
+        else:
+            i, n = launched.rank, launched.world_size
+            why = f"--shard auto: {launched.source}"
     from engine.plan import check_shard  # the plan owns the shard contract
 
-    return check_shard(i, n)
+    try:
+        check_shard(i, n)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} [{why}]") from None
+    return i, n, why
 
 
 def shard_path(out: str, i: int, n: int) -> str:

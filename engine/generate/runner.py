@@ -10,6 +10,7 @@ from collections import Counter
 from engine.generate.config import GenerateConfig
 from engine.generate.output import (GenerateError, Output, check_resume, finished_summary,
                                     prepare_run_dir, run_identity)
+from engine.generate.setup_model import torch_threads
 
 __all__ = ["GenerateError", "GenerateRun", "generate"]
 
@@ -38,14 +39,15 @@ class GenerateRun:
         finished = self.check_output()
         if finished is not None:
             return finished
-        # 3. model: load and prepare it before any output is touched
-        self.load_model()
-        # 4. writer: create or resume the .beton; record the run state
-        self.open_writer()
-        # 5. loop: denoise -> tail (decode, guards, write) -> re-samples
-        self.run_loop()
-        # 6. finish: close the .beton atomically, write the summary
-        return self.finish()
+        with torch_threads(self.cfg.threads):           # restored when the run ends
+            # 3. model: load and prepare it before any output is touched
+            self.load_model()
+            # 4. writer: create or resume the .beton; record the run state
+            self.open_writer()
+            # 5. loop: denoise -> tail (decode, guards, write) -> re-samples
+            self.run_loop()
+            # 6. finish: close the .beton atomically, write the summary
+            return self.finish()
 
     # ------------------------------------------------------------------ 1. setup
     def setup(self) -> None:
@@ -75,16 +77,12 @@ class GenerateRun:
 
     # ------------------------------------------------------------------ 3. model
     def load_model(self) -> None:
-        import torch
-
         from engine.generate.batching import conditioning_mode
         from engine.generate.denoise import Denoiser
         from engine.generate.models import load_model
         from engine.generate.setup_model import prepare, resolve_device, resolve_dtype
 
         cfg = self.cfg
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
         device = resolve_device(cfg.device)
         dtype = resolve_dtype(cfg.dtype, device)
         modes = {(r.init_image is not None, r.strength is not None) for r in self.rows}

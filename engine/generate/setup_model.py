@@ -1,6 +1,8 @@
 """Put a loaded pipeline on its device/dtype and apply the throughput switches of a config."""
 from __future__ import annotations
 
+import contextlib
+
 from engine.errors import ConfigError
 
 
@@ -8,7 +10,12 @@ def resolve_device(name: str):
     import torch
 
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        from engine import env
+
+        # torchrun: one GPU per process (modulo: SLURM may show each process only its own GPU)
+        return torch.device("cuda", (env.local_rank() or 0) % torch.cuda.device_count())
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: CUDA is not available here; use --device cpu")
@@ -48,6 +55,31 @@ def use_channels_last(cfg, device) -> bool:
     return cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
 
 
+def compile_options(mode: str) -> dict:
+    """Inductor options of ``torch.compile`` ``mode`` plus ``freezing`` (inference only: fold
+    the weights into the graph). Passed per call, so the process-wide inductor config is never
+    changed (torch.compile takes ``mode`` or ``options``, not both)."""
+    from torch._inductor import list_mode_options
+
+    return {**list_mode_options(mode), "freezing": True}
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """``torch.set_num_threads(n)`` inside the block, the previous count restored after."""
+    import torch
+
+    if not n:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def prepare(pipe, cfg, device, dtype) -> dict:
     """Apply device, dtype, attention backend, fused QKV, channels_last, VAE slicing/tiling and
     torch.compile to ``pipe`` in place; return what was applied (for the run record)."""
@@ -79,11 +111,9 @@ def prepare(pipe, cfg, device, dtype) -> dict:
     if cfg.vae_tiling:
         pipe.vae.enable_tiling()
     if cfg.compile:
-        import torch._inductor.config as inductor_config
-
-        inductor_config.freezing = True     # inference only: fold weights into the graph
-        pipe.unet = torch.compile(pipe.unet, mode=cfg.compile_mode, dynamic=False)
-        pipe.vae.decoder = torch.compile(pipe.vae.decoder, mode=cfg.compile_mode, dynamic=False)
+        options = compile_options(cfg.compile_mode)
+        pipe.unet = torch.compile(pipe.unet, options=options, dynamic=False)
+        pipe.vae.decoder = torch.compile(pipe.vae.decoder, options=options, dynamic=False)
     applied.update(channels_last=channels_last, fuse_qkv=cfg.fuse_qkv, compile=cfg.compile,
                    compile_mode=cfg.compile_mode if cfg.compile else None,
                    vae_slicing=cfg.vae_slicing, vae_tiling=cfg.vae_tiling)

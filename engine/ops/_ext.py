@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import os
 
 OP_NAMESPACE = "synthclone"
 
@@ -16,7 +15,9 @@ OP_NAMESPACE = "synthclone"
 @functools.lru_cache(maxsize=None)
 def extension_status() -> tuple[bool, str]:
     """``(True, "")`` once ``engine._C`` is loaded and its ops registered, else ``(False, why)``."""
-    if os.environ.get("SYNTHCLONE_NO_EXT") == "1":
+    from engine import env
+
+    if env.no_ext():
         return False, "SYNTHCLONE_NO_EXT=1"
     try:
         importlib.import_module("engine._C")

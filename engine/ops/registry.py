@@ -13,7 +13,6 @@ Backends import their libraries lazily inside the function they register, never 
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -68,7 +67,9 @@ def backends(op: str) -> list[Backend]:
 
 def forced_backend(op: str) -> str | None:
     """The backend forced for ``op`` by ``SYNTHCLONE_OPS_BACKEND``, if any."""
-    value = os.environ.get(ENV_VAR, "").strip()
+    from engine import env
+
+    value = env.ops_backend()
     if not value:
         return None
     if "=" not in value:

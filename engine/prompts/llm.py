@@ -190,7 +190,9 @@ class ChatClient:
         if cfg.max_tokens:
             body["max_tokens"] = cfg.max_tokens
         headers = {"Content-Type": "application/json"}
-        key = os.environ.get(cfg.api_key_env)
+        from engine import env
+
+        key = env.secret(cfg.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
         req = urllib.request.Request(cfg.endpoint, data=json.dumps(body).encode("utf-8"),

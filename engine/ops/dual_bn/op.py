@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 from typing import Sequence
 
 import torch
@@ -43,7 +42,9 @@ PER_DOMAIN_BACKENDS = frozenset({"cpu"})
 def _triton_device(ctx: dict) -> str | None:
     if ctx["device_type"] == "cuda":
         return None
-    if os.environ.get("TRITON_INTERPRET", "0") == "1" and ctx["device_type"] == "cpu":
+    from engine import env
+
+    if env.triton_interpret() and ctx["device_type"] == "cpu":
         return None
     return (f"Triton needs a CUDA tensor (got {ctx['device_type']}); on the CPU only under "
             "TRITON_INTERPRET=1")

@@ -25,7 +25,6 @@ was first imported in the process.
 """
 from __future__ import annotations
 
-import os
 
 import torch
 import triton
@@ -259,7 +258,9 @@ class _Layout:
         self.strides = strides
         n, c, h, w = x.shape
         self.dims = (int(num_real), n, c, h * w)
-        interpret = os.environ.get("TRITON_INTERPRET", "0") == "1"
+        from engine import env
+
+        interpret = env.triton_interpret()
         rows = max(1, n * h * w)
         if x.stride(1) == 1 and c > 1:  # channels_last: channel blocks are contiguous
             self.block_c = min(64, triton.next_power_of_2(c))

@@ -49,17 +49,15 @@ def test_compiled_unet_matches_eager(tmp_path):
 
     from engine.generate.setup_model import prepare
 
-    old_freezing = inductor_config.freezing  # prepare() turns it on for the process
-    try:
-        eager = load_model("tiny")
-        ref = _unet_out(eager)
-        pipe = load_model("tiny")
-        applied = prepare(pipe, GenerateConfig(compile=True, channels_last=False),
-                          torch.device("cpu"), torch.float32)
-        assert applied["compile"] and type(pipe.unet).__name__ == "OptimizedModule"
-        torch.testing.assert_close(_unet_out(pipe), ref, rtol=1e-4, atol=1e-4)
-    finally:
-        inductor_config.freezing = old_freezing
+    freezing = inductor_config.freezing
+    eager = load_model("tiny")
+    ref = _unet_out(eager)
+    pipe = load_model("tiny")
+    applied = prepare(pipe, GenerateConfig(compile=True, channels_last=False),
+                      torch.device("cpu"), torch.float32)
+    assert applied["compile"] and type(pipe.unet).__name__ == "OptimizedModule"
+    torch.testing.assert_close(_unet_out(pipe), ref, rtol=1e-4, atol=1e-4)
+    assert inductor_config.freezing == freezing      # freezing was per compile, not global
 
 
 def test_single_checkpoint_file_with_local_config(tmp_path):

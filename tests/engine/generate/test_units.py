@@ -127,16 +127,50 @@ def test_attention_backends_give_the_same_unet_output():
         attention.apply(pipe.unet, "math", "cpu", fuse_qkv=True)
 
 
-def test_shard_parsing_and_paths():
-    assert parse_shard("1/4", env={}) == (1, 4)
-    assert parse_shard(None, env={"RANK": "2", "WORLD_SIZE": "3"}) == (2, 3)
-    assert parse_shard(None, env={"SLURM_PROCID": "1", "SLURM_NTASKS": "2"}) == (1, 2)
-    assert parse_shard(None, env={}) == (0, 1)
+def test_shard_parsing_and_paths(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS"):
+        monkeypatch.delenv(name, raising=False)
+    assert parse_shard("1/4") == (1, 4, "from --shard")
+    i, n, why = parse_shard("auto")
+    assert (i, n) == (0, 1) and "whole plan" in why and "RANK/WORLD_SIZE" in why
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    monkeypatch.setenv("SLURM_NTASKS", "2")
+    assert parse_shard(None) == (1, 2, "--shard auto: SLURM_PROCID=1, SLURM_NTASKS=2 (SLURM)")
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("WORLD_SIZE", "3")                 # torchrun wins over SLURM
+    assert parse_shard("auto") == (2, 3, "--shard auto: RANK=2, WORLD_SIZE=3 (torchrun)")
+    assert parse_shard("0/2")[:2] == (0, 2)               # an explicit shard wins over both
+    monkeypatch.setenv("RANK", "x")
+    with pytest.raises(ValueError, match="RANK='x' is not an integer"):
+        parse_shard("auto")
     for bad in ("4/4", "x", "1/0"):
         with pytest.raises(ValueError):
-            parse_shard(bad, env={})
+            parse_shard(bad)
     assert shard_path("a/clone.beton", 1, 4) == "a/clone.shard1of4.beton"
     assert shard_path("clone.beton", 0, 1) == "clone.beton"
     assert run_dir_for("a/clone.beton") == "a/clone.run"
     with pytest.raises(ValueError, match="batch_size"):
         GenerateConfig(batch_size=0)
+
+
+def test_compile_and_threads_leave_process_state_alone(monkeypatch):
+    """torch.compile gets freezing per call (never the global inductor config); the thread
+    count of a run is restored after it."""
+    import torch._inductor.config as inductor_config
+
+    from engine.generate import setup_model
+    from engine.generate.models import load_model
+
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: calls.append(kw) or m)
+    freezing = inductor_config.freezing
+    pipe = load_model("tiny")
+    setup_model.prepare(pipe, GenerateConfig(compile=True, compile_mode="max-autotune"),
+                        torch.device("cpu"), torch.float32)
+    assert inductor_config.freezing == freezing
+    assert len(calls) == 2 and all(kw["options"]["freezing"] for kw in calls)
+    assert calls[0]["options"]["max_autotune"] and "mode" not in calls[0]
+    before = torch.get_num_threads()
+    with setup_model.torch_threads(before + 1):
+        assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before
