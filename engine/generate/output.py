@@ -3,7 +3,9 @@ that decides between starting, resuming and "already complete".
 
     clone.beton            the finished file (clone.shard0of4.beton for shard 0 of 4)
     clone.beton.partial    while writing (+ clone.beton.journal: the commits)
-    clone.run/state.json   what the output is made of: plan hash, shard, rows (checked on resume)
+    clone.run/state.json   what the output is made of: plan hash, shard, rows and the settings
+                           that change the pixels (checked on resume and relaunch); ``status:
+                           finalizing`` + ``num_samples`` is written just before the rename
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 
 from engine.errors import UserError
 from engine.generate.config import run_dir_for, shard_path
+from engine.generate.fingerprint import differences
 from engine.runs import RunDir
 
 STATE = "state.json"
@@ -50,33 +53,77 @@ class Output:
 
 
 def run_identity(plan, shard, num_rows: int) -> dict:
-    """What an output is made of; a resume or a relaunch must match it exactly."""
+    """Which rows an output holds; a resume or a relaunch must match it exactly."""
     return {"plan_hash": plan.hash, "shard": list(shard), "num_rows": num_rows}
 
 
-def finished_summary(output: Output, identity: dict) -> dict | None:
-    """The summary of a finished run of this very plan shard (a relaunch has nothing to do)."""
-    prev = output.run.read_json(SUMMARY)
-    if not prev or prev.get("status") != "done" or prev.get("plan_hash") != identity["plan_hash"] \
-            or prev.get("shard") != identity["shard"]:
+def _same_rows(state: dict, identity: dict) -> bool:
+    return (state.get("plan_hash") == identity["plan_hash"]
+            and list(state.get("shard", [0, 1])) == identity["shard"])
+
+
+def _check_settings(output: Output, state: dict, settings: dict, what: str) -> None:
+    diffs = differences(state.get("settings") or {}, settings)
+    if diffs:
+        raise GenerateError(
+            f"refusing to {what} {output.beton}: it was made with other settings that change "
+            f"the images ({'; '.join(diffs)}); rerun with the original settings, or pass "
+            "--overwrite to start over with these, or choose another --out")
+
+
+def finished_run(output: Output, identity: dict, settings: dict) -> dict | None:
+    """A relaunch of a finished run: its summary (nothing to do), after checking that the run
+    matches; None when the finished file is not this run's (the caller refuses it).
+
+    A run killed between the rename of the .beton and its summary is recognised by the
+    completion marker written before the rename (``state.json`` ``status: finalizing``): the
+    file is checked, the stale journal removed and the summary written now.
+    """
+    state = output.run.read_json(STATE)
+    if state is None or not _same_rows(state, identity):
         return None
-    return {**prev, "status": "already_complete", "resumed": prev.get("written", 0),
+    _check_settings(output, state, settings, "reuse")
+    summary = output.run.read_json(SUMMARY)
+    if not (summary and summary.get("status") == "done" and _same_rows(summary, identity)):
+        if state.get("status") != "finalizing":
+            return None
+        summary = _recover_summary(output, state)
+    return {**summary, "status": "already_complete", "resumed": summary.get("written", 0),
             "written": 0}
 
 
-def check_resume(output: Output, identity: dict) -> None:
-    """Refuse to resume a partial made from another plan shard."""
+def _recover_summary(output: Output, state: dict) -> dict:
+    from loaders.beton.reader import BetonReader
+
+    with BetonReader(output.beton) as reader:
+        n = len(reader)
+    if n != state.get("num_samples"):
+        raise GenerateError(f"{output.beton} holds {n} images, its run recorded "
+                            f"{state.get('num_samples')}; pass --overwrite to regenerate it")
+    journal = output.beton + ".journal"
+    if os.path.exists(journal) and not os.path.exists(output.beton + ".partial"):
+        os.unlink(journal)                      # the finalize that would have removed it died
+    summary = {"status": "done", "recovered": True, "out": output.beton,
+               "shard": state["shard"], "plan_hash": state["plan_hash"],
+               "rows": state["num_rows"], "written": n, "per_class": {},
+               "note": "finished file recovered after a crash between its rename and summary"}
+    output.run.write_json(SUMMARY, summary)
+    return summary
+
+
+def check_resume(output: Output, identity: dict, settings: dict) -> None:
+    """Refuse to resume a partial made from another plan shard or with other settings."""
     prev = output.run.read_json(STATE)
     if prev is None:
         raise GenerateError(f"a partial .beton exists but {output.run.file(STATE)} does not: "
                             "cannot tell which plan it belongs to; pass --overwrite to start over")
-    if prev.get("plan_hash") != identity["plan_hash"] or \
-            list(prev.get("shard", [0, 1])) != identity["shard"]:
+    if not _same_rows(prev, identity):
         raise GenerateError(
             f"refusing to resume: the partial output was made from plan "
             f"{str(prev.get('plan_hash', '?'))[:16]} shard {prev.get('shard')}, this run has plan "
             f"{identity['plan_hash'][:16]} shard {identity['shard']}. Use the same plan and "
             "--shard, another --out, or --overwrite to start over")
+    _check_settings(output, prev, settings, "resume")
 
 
 def prepare_run_dir(output: Output, resuming: bool, overwrite: bool) -> None:

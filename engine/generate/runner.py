@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections import Counter
 
 from engine.generate.config import GenerateConfig
-from engine.generate.output import (GenerateError, Output, check_resume, finished_summary,
+from engine.generate.output import (GenerateError, Output, check_resume, finished_run,
                                     prepare_run_dir, run_identity)
-from engine.generate.setup_model import torch_threads
+from engine.generate.fingerprint import model_fingerprint, pixel_settings
+from engine.generate.setup_model import resolve_device, resolve_dtype, torch_threads
 
 __all__ = ["GenerateError", "GenerateRun", "generate"]
 
@@ -33,7 +34,7 @@ class GenerateRun:
         self.out, self.overwrite, self.model = out, overwrite, model
 
     def __call__(self) -> dict:
-        # 1. setup: this shard's rows and the files they go to
+        # 1. setup: this shard's rows, the files they go to, the settings that make the pixels
         self.setup()
         # 2. output: a finished output of this very run has nothing to do; a partial must match
         finished = self.check_output()
@@ -60,19 +61,24 @@ class GenerateRun:
         self.index = {r.sample_id: k for k, r in enumerate(self.rows)}  # plan id -> .beton index
         self.output = Output.for_shard(self.out, i, n)
         self.identity = run_identity(self.plan, self.shard, len(self.rows))
+        self.device = resolve_device(self.cfg.device)
+        self.dtype = resolve_dtype(self.cfg.dtype, self.device)
+        model = model_fingerprint(self.cfg.model, self.cfg.model_config,
+                                  given=self.model is not None)
+        self.settings = pixel_settings(self.cfg, self.dtype, model)
 
     # ------------------------------------------------------------------ 2. output
     def check_output(self) -> dict | None:
         out = self.output
         self.resuming = out.partial_exists() and not self.overwrite
         if out.exists() and not self.overwrite:
-            done = finished_summary(out, self.identity)
+            done = finished_run(out, self.identity, self.settings)
             if done is None:
                 raise GenerateError(f"{out.beton} exists and was not made from this plan shard; "
                                     "pass --overwrite to regenerate it, or another --out")
             return done
         if self.resuming:
-            check_resume(out, self.identity)
+            check_resume(out, self.identity, self.settings)
         return None
 
     # ------------------------------------------------------------------ 3. model
@@ -80,11 +86,9 @@ class GenerateRun:
         from engine.generate.batching import conditioning_mode
         from engine.generate.denoise import Denoiser
         from engine.generate.models import load_model
-        from engine.generate.setup_model import prepare, resolve_device, resolve_dtype
+        from engine.generate.setup_model import prepare
 
-        cfg = self.cfg
-        device = resolve_device(cfg.device)
-        dtype = resolve_dtype(cfg.dtype, device)
+        cfg, device, dtype = self.cfg, self.device, self.dtype
         modes = {(r.init_image is not None, r.strength is not None) for r in self.rows}
         pipe = self.model if self.model is not None else load_model(
             cfg.model, cfg.model_config, cfg.safety_checker,
@@ -140,7 +144,7 @@ class GenerateRun:
         self.todo = [r for r in self.rows if self.index[r.sample_id] not in done]
         self.log = RunLog(out.run, self.identity, cfg, self.applied, self.plan.header,
                           resumed=len(done), total=len(self.rows), rows=self.todo)
-        self.log.write_state()
+        self.log.write_state(settings=self.settings, status="running")
 
     def file_info(self):
         """What the .beton is (kind, plan hash, class names, recipes), stored with it; from
@@ -173,9 +177,19 @@ class GenerateRun:
                 f"out of GPU memory at batch size {cfg.batch_size}: rerun the same command with "
                 f"a smaller --batch-size (e.g. {max(1, cfg.batch_size // 2)}) to resume; "
                 "--vae-slicing/--vae-tiling also lower peak memory") from exc
-        except BaseException:
+        except BaseException as exc:
+            if is_disk_full(exc):
+                self.writer.abort()        # a writer that hit ENOSPC writes nothing more
+                self.log.close_bar()
+                raise self._disk_full() from exc
             self._stop("failed")
             raise
+
+    def _disk_full(self) -> GenerateError:
+        """Disk full: one line, and no summary written onto the full disk."""
+        return GenerateError(f"the disk is full (writing {self.output.beton}): free some space or "
+                             "choose another --out, then rerun the same command to resume; the "
+                             "images committed so far are kept")
 
     def _stop(self, status: str) -> None:
         """After a failed loop: keep the journaled partial, record what happened."""
@@ -193,7 +207,14 @@ class GenerateRun:
                 f"no image passed the guards ({counts.failed} rows failed after "
                 f"{self.cfg.max_resample} re-samples, {counts.dropped_clip} CLIP-dropped); see "
                 f"{self.output.run.file('dropped.json')}")
-        self.writer.close(shrink=len(have) < len(self.rows))
+        # the completion marker goes first: a crash right after the rename is then recognised
+        self.log.write_state(settings=self.settings, status="finalizing", num_samples=len(have))
+        try:
+            self.writer.close(shrink=len(have) < len(self.rows))
+        except BaseException as exc:
+            if is_disk_full(exc):
+                raise self._disk_full() from exc
+            raise
         per_class = Counter(r.label for r in self.rows if self.index[r.sample_id] in have)
         return self.log.finish("done", counts, self.denoiser, out=self.output.beton,
                                per_class=per_class, dropped=self._dropped())
@@ -201,6 +222,19 @@ class GenerateRun:
     def _dropped(self) -> dict:
         return {"clip_dropped": self.clip.dropped if self.clip is not None else [],
                 "failed_sample_ids": self.loop.failed_ids}
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) is ENOSPC / EDQUOT."""
+    import errno
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _class_names(rows) -> dict:

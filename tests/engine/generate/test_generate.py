@@ -87,6 +87,10 @@ def test_two_shards_merged_equal_one_run(plan, single, tmp_path):
 def test_exists_and_hash_mismatch_are_refused(plan, single, tmp_path, monkeypatch):
     again = generate(plan, single[0], cfg())            # a relaunch of a finished run: no work
     assert again["status"] == "already_complete" and again["written"] == 0
+    with pytest.raises(GenerateError, match=r"other settings .*jpeg_quality 90 -> 50.*"
+                                            r"store_size 256 -> 32"):
+        generate(plan, single[0], cfg(jpeg_quality=50, store_size=32))
+    assert generate(plan, single[0], cfg(batch_size=3, pipeline_tail=False))["written"] == 0
     other = make_plan(per_class=4, steps=4, size=64, seed=1)
     with pytest.raises(GenerateError, match="not made from this plan"):
         generate(other, single[0], cfg())

@@ -174,3 +174,28 @@ def test_compile_and_threads_leave_process_state_alone(monkeypatch):
     with setup_model.torch_threads(before + 1):
         assert torch.get_num_threads() == before + 1
     assert torch.get_num_threads() == before
+
+
+def test_model_fingerprint_hashes_configs_and_weight_ends(tmp_path):
+    from engine.generate.fingerprint import differences, model_fingerprint
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    (tmp_path / "m" / "unet").mkdir()
+    (tmp_path / "m" / "unet" / "config.json").write_text('{"sample_size": 64}')
+    weights = tmp_path / "m" / "unet" / "model.safetensors"
+    weights.write_bytes(bytes(3 << 20))
+    spec = str(tmp_path / "m")
+    base = model_fingerprint(spec)
+    assert base["kind"] == "dir" and len(base["hash"]) == 64
+    assert model_fingerprint(spec) == base
+    with open(weights, "r+b") as f:                       # a changed last MiB
+        f.seek((3 << 20) - 1)
+        f.write(b"\1")
+    changed = model_fingerprint(spec)
+    assert changed["hash"] != base["hash"]
+    (tmp_path / "m" / "unet" / "config.json").write_text('{"sample_size": 96}')
+    assert model_fingerprint(spec)["hash"] not in (base["hash"], changed["hash"])
+    assert model_fingerprint("tiny")["hash"] == "builtin:tiny:seed0"
+    assert differences({"model": base, "dtype": "bfloat16"}, {"model": changed, "dtype": "float32"}) \
+        == ["dtype bfloat16 -> float32", f"model.hash {base['hash'][:12]} -> {changed['hash'][:12]}"]
