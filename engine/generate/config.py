@@ -71,13 +71,18 @@ class GenerateConfig:
     blank_std: float = 1.0
     """An image with pixel std (0-255) below this counts as blank."""
     clip_filter: bool = False
-    """Drop images whose CLIP similarity to "a photo of a {class}" is below clip_threshold."""
+    """Drop images whose CLIP similarity to "a photo of a {class}" (CLIP's ImageNet class
+    names) is below clip_threshold (seed 004 §4.5); drops go to dropped.json. Needs
+    --clip-pretrained."""
     clip_model: str = "ViT-B-32"
     """open_clip architecture of the CLIP filter."""
     clip_pretrained: str | None = None
-    """open_clip pretrained tag or local weights file (None: random weights, for tests)."""
+    """open_clip pretrained tag (e.g. openai; needs the hub) or a local weights file."""
     clip_threshold: float = 0.3
     """CLIP filter threshold (seed 004 §4.5: 0.3)."""
+    clip_random_weights: bool = False
+    """TEST ONLY: let --clip-filter run with random CLIP weights (no --clip-pretrained); the
+    scores mean nothing."""
     safety_checker: bool = False
     """Run the model's safety checker (off by default, as in seed 002; needs its weights)."""
     real: str | None = None
@@ -94,18 +99,22 @@ class GenerateConfig:
 
     def __post_init__(self):
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
+            raise ConfigError(f"dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
         if self.compile_mode not in COMPILE_MODES:
-            raise ValueError(f"compile_mode {self.compile_mode!r}: choose one of "
-                             f"{', '.join(COMPILE_MODES)}")
+            raise ConfigError(f"compile_mode {self.compile_mode!r}: choose one of "
+                              f"{', '.join(COMPILE_MODES)}")
         if self.store_size is not None and self.store_size < 8:
-            raise ValueError(f"store_size must be >= 8 (or None), got {self.store_size}")
+            raise ConfigError(f"store_size must be >= 8 (or None), got {self.store_size}")
         if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+            raise ConfigError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
         if self.max_resample < 0:
-            raise ValueError("max_resample must be >= 0")
+            raise ConfigError("max_resample must be >= 0")
+        if self.clip_filter and not self.clip_pretrained and not self.clip_random_weights:
+            raise ConfigError("--clip-filter needs CLIP weights: pass --clip-pretrained "
+                              "TAG_OR_FILE (an open_clip tag such as 'openai', or a local weights "
+                              "file); with random weights the filter would drop every image")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

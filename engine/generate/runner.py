@@ -111,12 +111,9 @@ class GenerateRun:
             self.safety_checker = flagged
         self.clip = None
         if cfg.clip_filter:
-            from engine.generate.guards import ClipFilter, ClipFilterConfig
+            from engine.generate.clip_filter import load_clip_filter
 
-            names = {r.label: (r.wnid or str(r.label)) for r in self.rows}
-            names.update(_class_names(self.rows))
-            self.clip = ClipFilter(ClipFilterConfig(cfg.clip_model, cfg.clip_pretrained,
-                                                    cfg.clip_threshold), names, device)
+            self.clip = load_clip_filter(cfg, self.plan, self.rows, device)
 
     # ------------------------------------------------------------------ 4. writer
     def open_writer(self) -> None:
@@ -235,20 +232,3 @@ def is_disk_full(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
-
-
-def _class_names(rows) -> dict:
-    """label -> readable class name (first lemma) where the catalog knows the wnid."""
-    out = {}
-    try:
-        from engine.catalog import imagenet_class
-    except ImportError:
-        return out
-    for r in rows:
-        if r.label in out or r.wnid is None:
-            continue
-        try:
-            out[r.label] = imagenet_class(r.wnid).name
-        except (KeyError, ValueError, LookupError, AttributeError):
-            pass
-    return out

@@ -1,5 +1,6 @@
 """Image-conditioned generation (seed 004 §2.4) and the CLIP filter (§4.5), with tiny models."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -53,32 +54,115 @@ def test_variation_from_real_images(real_folder, tmp_path):
     assert sorted(read_all(out)) == [0, 1]
 
 
-def test_clip_filter_records_what_it_drops(tmp_path):
+TINY_CLIP = {"embed_dim": 16,
+             "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16,
+                            "head_width": 16},
+             "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2,
+                          "layers": 1}}
+CLIP_CLASSES = [(4, "n01494475", "hammerhead"), (7, "n01514668", "cock")]
+"""ImageNet classes whose CLIP template names differ from their first lemma."""
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
     import open_clip
 
-    spec = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32,
-                                            "patch_size": 16, "head_width": 16},
-            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2,
-                         "layers": 1}}
-    path = tmp_path / "tiny-clip.json"
-    path.write_text(json.dumps(spec))
+    path = tmp_path_factory.mktemp("clip") / "tiny-clip.json"
+    path.write_text(json.dumps(TINY_CLIP))
     open_clip.add_model_config(str(path))
-    plan = make_plan(per_class=2, steps=2, size=32)
-    summary = generate(plan, str(tmp_path / "keep.beton"),
-                       cfg(clip_filter=True, clip_model="tiny-clip", clip_threshold=-1.0))
+    return "tiny-clip"
+
+
+def _reference_scores(model_name, images, texts):
+    """Cosine similarities computed with open_clip directly (its eval transform: resize +
+    center crop), with the same seeded random weights as engine.clip."""
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    model, _, preprocess = open_clip.create_model_and_transforms(model_name)
+    model.eval()
+    tok = open_clip.get_tokenizer(model_name)
+    with torch.no_grad():
+        f = model.encode_image(torch.stack([preprocess(Image.fromarray(im)) for im in images]))
+        t = model.encode_text(tok(texts))
+    f, t = f / f.norm(dim=-1, keepdim=True), t / t.norm(dim=-1, keepdim=True)
+    return (f * t).sum(-1).tolist()
+
+
+def test_clip_filter_scores_against_clip_class_names_and_records_drops(tiny_clip, tmp_path,
+                                                                       monkeypatch):
+    from engine.generate.clip_filter import ClipFilter
+
+    seen = {}                                   # sample_id -> the uint8 image the filter saw
+    keep = ClipFilter.keep
+
+    def spy(self, rows, images):
+        seen.update({r.sample_id: images[k].numpy().copy() for k, r in enumerate(rows)})
+        return keep(self, rows, images)
+
+    monkeypatch.setattr(ClipFilter, "keep", spy)
+    from dataclasses import replace
+
+    from engine.plan import Plan
+
+    wide = make_plan(per_class=3, steps=2, classes=CLIP_CLASSES)
+    plan = Plan(wide.header, [replace(r, height=32, width=64) for r in wide.rows])  # crop matters
+    base = dict(clip_filter=True, clip_model=tiny_clip, clip_random_weights=True,
+                store_size=None)
+    summary = generate(plan, str(tmp_path / "keep.beton"), cfg(clip_threshold=-1.0, **base))
     assert summary["guards"]["dropped_clip"] == 0 and summary["written"] == 6
     with pytest.raises(GenerateError, match="6 CLIP-dropped"):
-        generate(plan, str(tmp_path / "drop.beton"),
-                 cfg(clip_filter=True, clip_model="tiny-clip", clip_threshold=1.01))
+        generate(plan, str(tmp_path / "drop.beton"), cfg(clip_threshold=1.01, **base))
     dropped = json.load(open(tmp_path / "drop.run" / "dropped.json"))["clip_dropped"]
     assert sorted(d["sample_id"] for d in dropped) == list(range(6))
-    assert all(d["clip_score"] < 1.01 and d["prompt"] for d in dropped)
+    texts = {d["label"]: d["class_text"] for d in dropped}
+    assert texts == {4: "a photo of a hammerhead shark.", 7: "a photo of a rooster."}
+    # the recorded scores are CLIP's own (resize + center crop) of the generated images
+    ids = sorted(seen)
+    assert ids == list(range(6)) and seen[0].shape == (32, 64, 3)
+    ref = _reference_scores(tiny_clip, [seen[i] for i in ids],
+                            [texts[plan.rows[i].label] for i in ids])
+    for d in dropped:
+        assert abs(d["clip_score"] - ref[d["sample_id"]]) < 1e-3, (d, ref)
     # a threshold between the scores keeps exactly the images at or above it
     scores = sorted(d["clip_score"] for d in dropped)
     thr = (scores[2] + scores[3]) / 2
-    s = generate(plan, str(tmp_path / "half.beton"),
-                 cfg(clip_filter=True, clip_model="tiny-clip", clip_threshold=thr))
+    s = generate(plan, str(tmp_path / "half.beton"), cfg(clip_threshold=thr, **base))
     assert s["guards"]["dropped_clip"] == 3 and len(read_all(s["out"])) == 3
+    half = json.load(open(tmp_path / "half.run" / "dropped.json"))["clip_dropped"]
+    assert all(d["clip_score"] < thr for d in half)
+
+
+def test_clip_filter_needs_real_weights(tmp_path, capsys):
+    from engine.cli import main
+    from engine.plan import write_plan
+
+    with pytest.raises(ValueError, match="--clip-pretrained"):
+        cfg(clip_filter=True)
+    plan_path = str(tmp_path / "plan.jsonl")
+    write_plan(make_plan(per_class=1), plan_path)
+    assert main(["generate", plan_path, "--out", str(tmp_path / "x.beton"), "--model", "tiny",
+                 "--clip-filter"]) == 2
+    err = capsys.readouterr().err
+    assert "needs CLIP weights: pass --clip-pretrained" in err and len(err.splitlines()) <= 2
+    assert sorted(os.listdir(tmp_path)) == ["plan.jsonl"]
+
+
+def test_clip_names_of_custom_classes(tmp_path):
+    from engine.generate.clip_filter import clip_class_names
+    from engine.plan import Plan, PlanConfig, build_plan
+
+    classes = tmp_path / "classes.txt"
+    classes.write_text("solar panel | a panel of photovoltaic cells\nhammerhead\n")
+    plan = build_plan(PlanConfig(classes=str(classes), recipes={"c": 1.0}, images_per_class=1,
+                                 steps=2, height=32, width=32))
+    assert clip_class_names(plan, plan.rows) == {0: "solar panel", 1: "hammerhead shark"}
+    orphan = Plan({**plan.header, "config": {"classes": str(tmp_path / "gone.txt")}}, plan.rows)
+    with pytest.raises(ValueError, match="does not name its custom class"):
+        clip_class_names(orphan, orphan.rows)
+    named = Plan({**orphan.header, "class_names": {"0": "photovoltaic panel"}}, plan.rows)
+    assert clip_class_names(named, named.rows)[0] == "photovoltaic panel"
 
 
 def _tiny_safety_checker(weight: float):
