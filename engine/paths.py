@@ -15,15 +15,31 @@ def cache_dir(*parts: str) -> str:
     return path
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux /proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)        # elsewhere: the classic set-and-restore
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str, mode: str = "w", overwrite: bool = True, **kwargs):
-    """Write to a temporary file next to ``path``; rename over it only if the block succeeds."""
+    """Write to a temporary file next to ``path``; rename over it only if the block succeeds.
+    The file gets the permissions a plain ``open`` would give it (0666 minus the umask)."""
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())     # mkstemp makes 0600; honour the umask
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()

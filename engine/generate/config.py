@@ -17,8 +17,9 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 @dataclass
 class GenerateConfig:
-    model: str = "tiny"
-    """tiny | sd15-arch | a hub id | a local diffusers folder | a .safetensors/.ckpt file."""
+    model: str | None = None
+    """Required: a hub id | a local diffusers folder | a .safetensors/.ckpt file (with
+    --model-config) | tiny / sd15-arch (built-in random weights: tests and benchmarks only)."""
     model_config: str | None = None
     """For a single checkpoint file: a local diffusers folder with the pipeline's configs."""
     device: str = "auto"
@@ -118,6 +119,19 @@ class GenerateConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+MODEL_CHOICES = ("a hub id (e.g. CompVis/stable-diffusion-v1-4), a local diffusers folder, a "
+                 ".safetensors/.ckpt file with --model-config, or a built-in random-weight model "
+                 "for tests and benchmarks: tiny, sd15-arch")
+
+
+def require_model(cfg: GenerateConfig) -> str:
+    """``cfg.model``, or a ConfigError listing the choices (a silent default would generate
+    noise with random weights)."""
+    if not cfg.model:
+        raise ConfigError(f"--model is required (or generate.model in --config): {MODEL_CHOICES}")
+    return cfg.model
 
 
 def parse_shard(text: str | None = "auto") -> tuple[int, int, str]:

@@ -46,6 +46,16 @@ class GenerationLoop:
         self._retry: dict[int, list] = {}
 
     # ------------------------------------------------------------------ the loop
+    def warm_up(self, rows) -> float:
+        """Run the first batch's shapes once through the UNet (two steps) and the VAE decoder,
+        so that torch.compile compiles here, not inside the timed loop; returns the seconds."""
+        first = group_batches(rows, self.cfg.batch_size, self.cfg.group_batches)[0]
+        t0 = time.perf_counter()
+        warm = Batch(first.key._replace(steps=min(first.key.steps, 2)), first.rows)
+        self.denoiser.decode(self.denoiser.denoise(warm))
+        self.denoiser.reset_times()
+        return time.perf_counter() - t0
+
     def run(self, rows) -> None:
         """Generate ``rows``; on any error the tail is stopped and the error propagates."""
         cfg = self.cfg

@@ -52,14 +52,21 @@ class Output:
         return BetonWriter.partial_exists(self.beton)
 
 
-def run_identity(plan, shard, num_rows: int) -> dict:
+def run_identity(plan, shard, num_rows: int, limit: int | None = None) -> dict:
     """Which rows an output holds; a resume or a relaunch must match it exactly."""
-    return {"plan_hash": plan.hash, "shard": list(shard), "num_rows": num_rows}
+    return {"plan_hash": plan.hash, "shard": list(shard), "limit": limit, "num_rows": num_rows}
 
 
 def _same_rows(state: dict, identity: dict) -> bool:
     return (state.get("plan_hash") == identity["plan_hash"]
-            and list(state.get("shard", [0, 1])) == identity["shard"])
+            and list(state.get("shard", [0, 1])) == identity["shard"]
+            and state.get("limit") == identity["limit"])
+
+
+def _describe(state: dict) -> str:
+    limit = f" --limit {state['limit']}" if state.get("limit") else ""
+    return (f"plan {str(state.get('plan_hash', '?'))[:16]} shard "
+            f"{'/'.join(map(str, state.get('shard', [0, 1])))}{limit}")
 
 
 def _check_settings(output: Output, state: dict, settings: dict, what: str) -> None:
@@ -111,6 +118,15 @@ def _recover_summary(output: Output, state: dict) -> dict:
     return summary
 
 
+def foreign_output(output: Output, identity: dict) -> GenerateError:
+    """The error for a finished file that is not this run's."""
+    state = output.run.read_json(STATE)
+    made = f"it was made from {_describe(state)}" if state else "it has no run state beside it"
+    return GenerateError(f"{output.beton} exists and was not made from this plan shard ({made}; "
+                         f"this run is {_describe(identity)}); pass --overwrite to regenerate "
+                         "it, or another --out")
+
+
 def check_resume(output: Output, identity: dict, settings: dict) -> None:
     """Refuse to resume a partial made from another plan shard or with other settings."""
     prev = output.run.read_json(STATE)
@@ -119,10 +135,9 @@ def check_resume(output: Output, identity: dict, settings: dict) -> None:
                             "cannot tell which plan it belongs to; pass --overwrite to start over")
     if not _same_rows(prev, identity):
         raise GenerateError(
-            f"refusing to resume: the partial output was made from plan "
-            f"{str(prev.get('plan_hash', '?'))[:16]} shard {prev.get('shard')}, this run has plan "
-            f"{identity['plan_hash'][:16]} shard {identity['shard']}. Use the same plan and "
-            "--shard, another --out, or --overwrite to start over")
+            f"refusing to resume: the partial output was made from {_describe(prev)}, this run "
+            f"is {_describe(identity)}. Use the same plan, --shard and --limit, another --out, "
+            "or --overwrite to start over")
     _check_settings(output, prev, settings, "resume")
 
 

@@ -38,6 +38,7 @@ class RunLog:
         self.per_class: Counter = Counter()
         self.thumbs: list = []
         self.written = 0
+        self.compile_s = 0.0              # torch.compile warm-up, outside the timed loop
         self._bar = None
         self._t0 = self._last = time.perf_counter()
 
@@ -60,7 +61,7 @@ class RunLog:
             from tqdm import tqdm
 
             self._bar = tqdm(total=self.total, initial=self.resumed, unit="img",
-                             desc=f"generate {self.shard[0]}/{self.shard[1]}", smoothing=0.1)
+                             desc=f"shard {self.shard[0]}/{self.shard[1]}", smoothing=0.1)
 
     def add_time(self, stage: str, seconds: float) -> None:
         self.times[stage] += seconds
@@ -108,6 +109,7 @@ class RunLog:
             "plan_hash": self.identity["plan_hash"], "rows": self.total,
             "resumed": self.resumed, "written": self.written,
             "images_per_s": self.written / elapsed if elapsed > 0 else 0.0, "elapsed_s": elapsed,
+            "compile_s": round(self.compile_s, 3),
             "per_class": {str(k): v for k, v in sorted((per_class or self.per_class).items())},
             "guards": counts.to_dict(),
             "embedding_cache": denoiser.cache.stats(), "unet_calls": denoiser.unet_calls,

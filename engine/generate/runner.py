@@ -5,11 +5,12 @@ resume / start), 3. model, 4. writer, 5. loop, 6. finish; each step is a method 
 """
 from __future__ import annotations
 
+import sys
 from collections import Counter
 
-from engine.generate.config import GenerateConfig
+from engine.generate.config import GenerateConfig, require_model
 from engine.generate.output import (GenerateError, Output, check_resume, finished_run,
-                                    prepare_run_dir, run_identity)
+                                    foreign_output, prepare_run_dir, run_identity)
 from engine.generate.fingerprint import model_fingerprint, pixel_settings
 from engine.generate.setup_model import resolve_device, resolve_dtype, torch_threads
 
@@ -17,21 +18,22 @@ __all__ = ["GenerateError", "GenerateRun", "generate"]
 
 
 def generate(plan, out: str, cfg: GenerateConfig, shard=(0, 1), overwrite: bool = False,
-             model=None) -> dict:
+             model=None, limit: int | None = None) -> dict:
     """Generate ``plan`` (shard ``i/n``) into ``out``; returns the run summary dict.
 
     ``model``: an already loaded pipeline (tests, benchmarks) instead of loading ``cfg.model``.
+    ``limit``: only the plan's first ``limit`` rows (a preview; recorded with the output).
     """
-    return GenerateRun(plan, out, cfg, shard, overwrite, model)()
+    return GenerateRun(plan, out, cfg, shard, overwrite, model, limit)()
 
 
 class GenerateRun:
     """One call of :func:`generate`; the attributes are filled step by step."""
 
     def __init__(self, plan, out: str, cfg: GenerateConfig, shard=(0, 1),
-                 overwrite: bool = False, model=None):
+                 overwrite: bool = False, model=None, limit: int | None = None):
         self.plan, self.cfg, self.shard = plan, cfg, tuple(shard)
-        self.out, self.overwrite, self.model = out, overwrite, model
+        self.out, self.overwrite, self.model, self.limit = out, overwrite, model, limit
 
     def __call__(self) -> dict:
         # 1. setup: this shard's rows, the files they go to, the settings that make the pixels
@@ -52,15 +54,18 @@ class GenerateRun:
 
     # ------------------------------------------------------------------ 1. setup
     def setup(self) -> None:
+        if self.model is None:
+            require_model(self.cfg)
         i, n = self.shard
-        work = self.plan.shard(i, n) if n > 1 else self.plan
+        work = limit_rows(self.plan, self.limit)
+        work = work.shard(i, n) if n > 1 else work
         self.rows = sorted(work.rows, key=lambda r: r.sample_id)
         if not self.rows:
             raise GenerateError(f"shard {i}/{n} of the plan has no rows (plan has "
                                 f"{len(self.plan)})")
         self.index = {r.sample_id: k for k, r in enumerate(self.rows)}  # plan id -> .beton index
         self.output = Output.for_shard(self.out, i, n)
-        self.identity = run_identity(self.plan, self.shard, len(self.rows))
+        self.identity = run_identity(self.plan, self.shard, len(self.rows), self.limit)
         self.device = resolve_device(self.cfg.device)
         self.dtype = resolve_dtype(self.cfg.dtype, self.device)
         model = model_fingerprint(self.cfg.model, self.cfg.model_config,
@@ -74,8 +79,7 @@ class GenerateRun:
         if out.exists() and not self.overwrite:
             done = finished_run(out, self.identity, self.settings)
             if done is None:
-                raise GenerateError(f"{out.beton} exists and was not made from this plan shard; "
-                                    "pass --overwrite to regenerate it, or another --out")
+                raise foreign_output(out, self.identity)
             return done
         if self.resuming:
             check_resume(out, self.identity, self.settings)
@@ -162,6 +166,8 @@ class GenerateRun:
         self.loop = GenerationLoop(self.denoiser, self.writer, self.log, cfg, index=self.index,
                                    recipes=list(self.plan.recipes), clip=self.clip,
                                    safety_checker=self.safety_checker)
+        if cfg.compile and self.todo:
+            self.compile_warm_up()
         self.log.start()
         try:
             self.loop.run(self.todo)
@@ -181,6 +187,18 @@ class GenerateRun:
                 raise self._disk_full() from exc
             self._stop("failed")
             raise
+
+    def compile_warm_up(self) -> None:
+        """torch.compile compiles on first use: do it now, say so, and keep it out of images/s."""
+        from engine import env
+
+        print("synthclone generate: compiling the UNet and VAE decoder with torch.compile "
+              "(once per shape; ~1-2 min on a CPU the first time, cached in "
+              f"{env.inductor_cache_dir() or 'torch default cache'}) ...", file=sys.stderr,
+              flush=True)
+        self.log.compile_s = self.loop.warm_up(self.todo)
+        print(f"synthclone generate: compiled in {self.log.compile_s:.1f} s (not counted in "
+              "images/s)", file=sys.stderr, flush=True)
 
     def _disk_full(self) -> GenerateError:
         """Disk full: one line, and no summary written onto the full disk."""
@@ -219,6 +237,18 @@ class GenerateRun:
     def _dropped(self) -> dict:
         return {"clip_dropped": self.clip.dropped if self.clip is not None else [],
                 "failed_sample_ids": self.loop.failed_ids}
+
+
+def limit_rows(plan, limit: int | None):
+    """The plan cut to its first ``limit`` rows (file order), or the plan itself."""
+    if limit is None:
+        return plan
+    from engine.plan import Plan
+
+    if limit < 1:
+        raise GenerateError(f"--limit {limit}: must be >= 1")
+    return Plan(dict(plan.header, num_rows=min(limit, len(plan)), limit=limit),
+                plan.rows[:limit])
 
 
 def is_disk_full(exc: BaseException) -> bool:

@@ -55,6 +55,19 @@ def use_channels_last(cfg, device) -> bool:
     return cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
 
 
+def cast(module, dtype) -> None:
+    """``module.to(dtype)`` without the "modules ... should be kept in float32: []" warning
+    that diffusers' ``ModelMixin.to`` logs on every dtype cast, even when no module has to stay
+    in fp32 (we cause it; our users cannot act on it). Models that do list such modules go
+    through diffusers' own ``to`` and keep its warning."""
+    import torch
+
+    if getattr(module, "_keep_in_fp32_modules", None):
+        module.to(dtype=dtype)
+    else:
+        torch.nn.Module.to(module, dtype=dtype)
+
+
 def compile_options(mode: str) -> dict:
     """Inductor options of ``torch.compile`` ``mode`` plus ``freezing`` (inference only: fold
     the weights into the graph). Passed per call, so the process-wide inductor config is never
@@ -99,7 +112,7 @@ def prepare(pipe, cfg, device, dtype) -> dict:
     pipe.to(device)
     for m in (pipe.unet, pipe.text_encoder, pipe.vae, getattr(pipe, "image_encoder", None)):
         if m is not None and m.dtype != dtype:
-            m.to(dtype=dtype)
+            cast(m, dtype)
     applied = {"device": str(device), "dtype": str(dtype).replace("torch.", "")}
     applied["attention"] = attention.apply(pipe.unet, cfg.attention, device, cfg.fuse_qkv)
     attention.apply(pipe.vae, applied["attention"], device, cfg.fuse_qkv)
