@@ -41,10 +41,13 @@ class Denoiser:
         self.unet_calls = 0
 
     # ------------------------------------------------------------------ accounting
-    @property
-    def cache(self):
-        """The text-embedding cache (its hit/miss counts go into the run summary)."""
-        return self.conditioners["text"].cache
+    def cache_stats(self) -> dict:
+        """Hits/misses/entries of the conditioners' embedding caches (the run summary's)."""
+        total: dict = {}
+        for c in {id(c): c for c in self.conditioners.values()}.values():
+            for k, v in (c.stats() if hasattr(c, "stats") else {}).items():
+                total[k] = total.get(k, 0) + v
+        return total
 
     def stage_times(self) -> dict:
         """Seconds per stage: text/image conditioning, UNet, VAE decode."""

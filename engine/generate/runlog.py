@@ -112,7 +112,7 @@ class RunLog:
             "compile_s": round(self.compile_s, 3),
             "per_class": {str(k): v for k, v in sorted((per_class or self.per_class).items())},
             "guards": counts.to_dict(),
-            "embedding_cache": denoiser.cache.stats(), "unet_calls": denoiser.unet_calls,
+            "embedding_cache": denoiser.cache_stats(), "unet_calls": denoiser.unet_calls,
             "stage_seconds": {k: round(v, 4) for k, v in sorted(times.items())},
             "stage_split": self.split(),
         }

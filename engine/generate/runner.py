@@ -93,19 +93,19 @@ class GenerateRun:
         from engine.generate.setup_model import prepare
 
         cfg, device, dtype = self.cfg, self.device, self.dtype
-        modes = {(r.init_image is not None, r.strength is not None) for r in self.rows}
+        modes = {conditioning_mode(r) for r in self.rows}
         pipe = self.model if self.model is not None else load_model(
             cfg.model, cfg.model_config, cfg.safety_checker,
-            with_image_encoder=(True, False) in modes)
+            with_image_encoder="variation" in modes)
         self.applied = prepare(pipe, cfg, device, dtype)
         loader = None
-        if any(m[0] for m in modes):
+        if modes - {"text"}:
             from engine.generate.images import RealImages
 
             loader = RealImages(cfg.real)
         self.denoiser = Denoiser(pipe, device, dtype, cfg.cfg_batched, cfg.embed_cache,
                                  self.applied["channels_last"], image_loader=loader)
-        self.denoiser.check_modes({conditioning_mode(r) for r in self.rows})
+        self.denoiser.check_modes(modes)
         self.safety_checker = None
         if getattr(pipe, "safety_checker", None) is not None:
             def flagged(x):

@@ -98,10 +98,11 @@ def test_cli_error_messages(tmp_path, capsys):
 
     plan_path = str(tmp_path / "plan.jsonl")
     write_plan(make_plan(per_class=1), plan_path)
-    assert main(["generate", plan_path, "--out", str(tmp_path / "x.beton"), "--shard", "3/2"]) == 2
+    assert main(["generate", plan_path, "--out", str(tmp_path / "x.beton"), "--model", "tiny",
+                 "--shard", "3/2"]) == 2
     assert "0 <= i < n" in capsys.readouterr().err
-    assert main(["generate", plan_path, "--out", str(tmp_path / "x.beton"), "--dtype", "fp16",
-                 "--device", "cpu"]) == 2
+    assert main(["generate", plan_path, "--out", str(tmp_path / "x.beton"), "--model", "tiny",
+                 "--dtype", "fp16", "--device", "cpu"]) == 2
     assert "needs CUDA" in capsys.readouterr().err
 
 
