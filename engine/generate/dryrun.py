@@ -105,8 +105,10 @@ def format_preview(d: dict) -> str:
         lines.append(f"  {k['batches']:>5} x {k['sampler']} {k['steps']} steps, guidance "
                      f"{k['guidance']:g}, {k['height']}x{k['width']}, {k['mode']}"
                      + (f" strength {k['strength']:g}" if k["strength"] is not None else ""))
+    digest = str(model.get("hash") or "")
     lines.append(f"model:    {model['spec']} ({model['kind']}"
-                 + (f", {str(model['hash'])[:16]}" if model.get("hash") else "") + ")")
+                 + (f", {digest}" if digest.startswith("builtin:") else
+                    f", files sha256 {digest[:16]}" if digest else "") + ")")
     lines.append("settings: " + ", ".join(f"{k} {v}" for k, v in s.items()
                                           if k not in ("model",) and v is not None))
     if d["estimate_s"] is None:
