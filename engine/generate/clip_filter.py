@@ -22,9 +22,9 @@ def clip_class_names(plan, rows) -> dict:
     """``label -> class name`` as CLIP's templates spell it, for every label of ``rows``."""
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
-    from engine.catalog.classes import _wnid_to_index
+    from engine.catalog import imagenet_index
 
-    imagenet = _wnid_to_index()
+    imagenet = imagenet_index()
     names, custom = {}, set()
     for r in rows:
         if r.label in names or r.label in custom:
