@@ -29,8 +29,8 @@ def get_args_parser() -> ArgumentParser:
     add_overwrite_arg(p, "the output and its run folder, starting over (without it: a rerun "
                          "resumes)")
     p.add_argument("--limit", type=int, metavar="N",
-                   help="generate only the plan's first N rows (a preview; recorded, so a rerun "
-                        "needs the same --limit)")
+                   help="generate only the plan's first N rows (0 = all; a preview, recorded: a "
+                        "rerun needs the same --limit)")
     p.add_argument("--dry-run", action="store_true",
                    help="write nothing: print rows, batches, classes, settings and the estimated "
                         "time at this machine's rate (times one short calibration batch)")
@@ -50,19 +50,18 @@ def main(argv=None) -> int:
     cfg = config_from_args(GenerateConfig, args, section="generate")
     require_model(cfg)
     i, n, why = parse_shard(args.shard)
-    print(f"synthclone generate: shard {i}/{n} ({why})", file=sys.stderr)
     plan = read_plan(args.plan)
     if args.dry_run:
         from engine.generate.dryrun import format_preview, preview
         from engine.generate.runner import GenerateRun
 
         run = GenerateRun(plan, args.out, cfg, (i, n), args.overwrite, limit=args.limit)
-        print(format_preview(preview(run)))
+        print(format_preview(preview(run), shard_why=why))
         return 0
     env.use_project_inductor_cache()
     try:
         summary = generate(plan, args.out, cfg, shard=(i, n), overwrite=args.overwrite,
-                           limit=args.limit)
+                           limit=args.limit, announce=why if n > 1 else None)
     except KeyboardInterrupt:
         print("\nsynthclone generate: interrupted; written images are journaled. Rerun the same "
               "command to resume.", file=sys.stderr)

@@ -87,7 +87,7 @@ def preview(run, calibrate_time: bool = True) -> dict:
     return result
 
 
-def format_preview(d: dict) -> str:
+def format_preview(d: dict, shard_why: str | None = None) -> str:
     """The dry run as the lines ``synthclone generate --dry-run`` prints."""
     s = d["settings"]
     model = s["model"]
@@ -101,6 +101,8 @@ def format_preview(d: dict) -> str:
         + (", ..." if len(d["classes"]) > 8 else "") + " images)",
         f"batches:  {d['batches']}",
     ]
+    if shard_why:
+        lines.insert(3, f"shard:    {d['shard'][0]}/{d['shard'][1]} ({shard_why})")
     for k in d["batch_kinds"]:
         lines.append(f"  {k['batches']:>5} x {k['sampler']} {k['steps']} steps, guidance "
                      f"{k['guidance']:g}, {k['height']}x{k['width']}, {k['mode']}"

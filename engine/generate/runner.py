@@ -18,22 +18,28 @@ __all__ = ["GenerateError", "GenerateRun", "generate"]
 
 
 def generate(plan, out: str, cfg: GenerateConfig, shard=(0, 1), overwrite: bool = False,
-             model=None, limit: int | None = None) -> dict:
+             model=None, limit: int | None = None, announce: str | None = None) -> dict:
     """Generate ``plan`` (shard ``i/n``) into ``out``; returns the run summary dict.
 
     ``model``: an already loaded pipeline (tests, benchmarks) instead of loading ``cfg.model``.
-    ``limit``: only the plan's first ``limit`` rows (a preview; recorded with the output).
+    ``limit``: only the plan's first ``limit`` rows (a preview; recorded with the output);
+    None or 0: all rows.
+    ``announce``: why this shard was chosen; printed (stderr) when the work starts, so errors
+    before it stay one line.
     """
-    return GenerateRun(plan, out, cfg, shard, overwrite, model, limit)()
+    return GenerateRun(plan, out, cfg, shard, overwrite, model, limit, announce)()
 
 
 class GenerateRun:
     """One call of :func:`generate`; the attributes are filled step by step."""
 
     def __init__(self, plan, out: str, cfg: GenerateConfig, shard=(0, 1),
-                 overwrite: bool = False, model=None, limit: int | None = None):
+                 overwrite: bool = False, model=None, limit: int | None = None,
+                 announce: str | None = None):
         self.plan, self.cfg, self.shard = plan, cfg, tuple(shard)
-        self.out, self.overwrite, self.model, self.limit = out, overwrite, model, limit
+        self.out, self.overwrite, self.model = out, overwrite, model
+        self.limit = limit or None                      # 0 = all rows (as every --limit)
+        self.announce = announce
 
     def __call__(self) -> dict:
         # 1. setup: this shard's rows, the files they go to, the settings that make the pixels
@@ -166,6 +172,10 @@ class GenerateRun:
         self.loop = GenerationLoop(self.denoiser, self.writer, self.log, cfg, index=self.index,
                                    recipes=list(self.plan.recipes), clip=self.clip,
                                    safety_checker=self.safety_checker)
+        if self.announce:
+            print(f"synthclone generate: shard {self.shard[0]}/{self.shard[1]} ({self.announce})"
+                  f": {len(self.todo)} of {len(self.rows)} rows to generate", file=sys.stderr,
+                  flush=True)
         if cfg.compile and self.todo:
             self.compile_warm_up()
         self.log.start()
@@ -245,8 +255,8 @@ def limit_rows(plan, limit: int | None):
         return plan
     from engine.plan import Plan
 
-    if limit < 1:
-        raise GenerateError(f"--limit {limit}: must be >= 1")
+    if limit < 0:
+        raise GenerateError(f"--limit {limit}: must be >= 0 (0 = all rows)")
     return Plan(dict(plan.header, num_rows=min(limit, len(plan)), limit=limit),
                 plan.rows[:limit])
 

@@ -44,8 +44,9 @@ def test_limit_takes_the_first_rows_and_is_recorded(tmp_path, capfd):
     with pytest.raises(GenerateError, match="not made from this plan shard.*--limit 4"):
         generate(plan, out, cfg())
     assert generate(plan, out, cfg(), limit=4)["status"] == "already_complete"
-    with pytest.raises(GenerateError, match="--limit 0: must be >= 1"):
-        generate(plan, str(tmp_path / "z.beton"), cfg(), limit=0)
+    with pytest.raises(GenerateError, match="--limit -1: must be >= 0"):
+        generate(plan, str(tmp_path / "z.beton"), cfg(), limit=-1)
+    assert generate(plan, str(tmp_path / "all.beton"), cfg(), limit=0)["rows"] == 6   # 0 = all
 
 
 def test_dry_run_writes_nothing_and_estimates_the_time(tmp_path, capsys):
@@ -116,3 +117,16 @@ def test_atomic_write_honours_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert os.stat(tmp_path / "f.json").st_mode & 0o777 == mode
+
+
+def test_shard_auto_from_torchrun_is_announced(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    plan_path, out = str(tmp_path / "plan.jsonl"), str(tmp_path / "clone.beton")
+    write_plan(make_plan(per_class=1, steps=2, size=32), plan_path)           # 3 rows
+    assert main(["generate", plan_path, "--out", out, "--model", "tiny", "--no-progress",
+                 "--no-durable", "--batch-size", "2"]) == 0
+    err = capsys.readouterr().err
+    assert ("synthclone generate: shard 1/2 (--shard auto: RANK=1, WORLD_SIZE=2 (torchrun)): "
+            "1 of 1 rows to generate") in err
+    assert sorted(read_all(str(tmp_path / "clone.shard1of2.beton"))) == [1]
