@@ -1,40 +1,25 @@
 """``generate --dry-run``: what a run would do, and how long it would take here, writing nothing.
 
-The estimate comes from this machine: the model is loaded and prepared (without torch.compile)
-and the first batch is timed at 1 and 2 denoising steps (after one warm-up), which separates
-the per-step cost (UNet) from the fixed cost per batch (text encoder, VAE decode, uint8):
-``time(row) = (fixed + per_step * steps) / batch * pixels / calibration pixels``
-(img2img rows run ``steps * strength`` steps). Model loading, compilation, re-samples and the
-writer (which overlaps the UNet) are not included; on a shared machine the figure is rough.
+The estimate comes from this machine, now: the model is loaded and prepared (without
+torch.compile) and the first batch is timed at 1 and 2 denoising steps (after one warm-up),
+which separates the per-step cost (UNet) from the fixed cost per batch (conditioning, VAE
+decode, uint8); extrapolated to the batch's own steps this is a :class:`engine.rates.Rate`,
+and :func:`engine.rates.estimate_seconds` scales it to every row (steps x pixels), as
+``synthclone inspect PLAN`` does with recorded rates. Model loading, compilation, re-samples
+and the writer (which overlaps the UNet) are not included; on a shared machine it is rough.
 """
 from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
 
 
-@dataclass
-class Calibration:
-    fixed_s: float
-    """Seconds per batch besides the denoising steps (conditioning, decode, postprocess)."""
-    per_step_s: float
-    """Seconds per denoising step of one batch."""
-    batch: int
-    height: int
-    width: int
-
-    def seconds(self, row) -> float:
-        steps = row.steps * (row.strength if row.init_image is not None and row.strength is not None
-                             else 1.0)
-        scale = (row.height * row.width) / (self.height * self.width)
-        return (self.fixed_s + self.per_step_s * steps) / self.batch * scale
-
-
-def calibrate(denoiser, rows, cfg) -> Calibration:
-    """Time the first batch of ``rows`` at 1 and 2 steps (after a warm-up)."""
+def calibrate(denoiser, rows, cfg):
+    """A :class:`engine.rates.Rate` measured on the first batch of ``rows`` (1 and 2 steps,
+    after a warm-up, extrapolated to the batch's steps)."""
     from engine.generate.batching import Batch, group_batches
     from engine.generate.tail import postprocess
+    from engine.rates import Rate
 
     first = group_batches(rows, cfg.batch_size, cfg.group_batches)[0]
 
@@ -47,8 +32,16 @@ def calibrate(denoiser, rows, cfg) -> Calibration:
     once(1)                                               # warm-up (allocations, kernels)
     t1, t2 = once(1), once(2)
     per_step = max(t2 - t1, 0.0)
-    return Calibration(max(t1 - per_step, 0.0), per_step, len(first.rows), first.key.height,
-                       first.key.width)
+    fixed = max(t1 - per_step, 0.0)
+    k, b = first.key, len(first.rows)
+    steps = k.steps * (k.strength if k.mode == "img2img" else 1.0)
+    seconds = fixed + per_step * steps
+    return Rate(images_per_s=b / max(seconds, 1e-9), steps=steps, pixels=k.height * k.width,
+                model=cfg.model, device=str(denoiser.device),
+                dtype=str(denoiser.dtype).replace("torch.", ""), images=b,
+                seconds=round(seconds, 3),
+                source=f"one batch of {b} at {k.height}x{k.width} timed now ({per_step:.2f} s "
+                       f"per step + {fixed:.2f} s per batch)")
 
 
 def preview(run, calibrate_time: bool = True) -> dict:
@@ -75,15 +68,17 @@ def preview(run, calibrate_time: bool = True) -> dict:
         "limit": run.limit, "classes": dict(sorted(Counter(r.label for r in run.rows).items())),
         "batches": len(batches),
         "batch_kinds": [{**k._asdict(), "batches": n} for k, n in kinds.items()],
-        "settings": run.settings, "estimate_s": None, "calibration": None,
+        "settings": run.settings, "estimate_s": None, "rate": None,
     }
     if calibrate_time and state != "complete":
+        from engine.rates import estimate_seconds
+
         run.cfg = dataclasses.replace(cfg, compile=False)  # compile time is not the rate
         run.load_model()
-        cal = calibrate(run.denoiser, run.rows, run.cfg)
+        rate = calibrate(run.denoiser, run.rows, run.cfg)
         run.cfg = cfg
-        result["calibration"] = dataclasses.asdict(cal)
-        result["estimate_s"] = sum(cal.seconds(r) for r in run.rows)
+        result["rate"] = dataclasses.asdict(rate)
+        result["estimate_s"] = estimate_seconds(run.rows, rate)
     return result
 
 
@@ -117,11 +112,11 @@ def format_preview(d: dict, shard_why: str | None = None) -> str:
         lines.append("estimate: unknown (no calibration run)"
                      if d["output"] != "complete" else "estimate: nothing to do")
     else:
-        c = d["calibration"]
+        r = d["rate"]
         lines.append(f"estimate: ~{_duration(d['estimate_s'])} for {d['rows']} images at this "
-                     f"machine's measured rate (one batch of {c['batch']} at {c['height']}x"
-                     f"{c['width']}: {c['per_step_s']:.2f} s per step + {c['fixed_s']:.2f} s; "
-                     "model loading, compilation and re-samples not included)")
+                     f"machine's measured rate, {r['images_per_s']:.3g} images/s ({r['source']}; "
+                     "other sizes and steps scaled by steps x pixels; model loading, "
+                     "compilation and re-samples not included)")
     return "\n".join(lines)
 
 

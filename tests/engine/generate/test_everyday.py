@@ -2,6 +2,7 @@
 the shard label, no diffusers noise, group-readable files."""
 import json
 import os
+from dataclasses import replace
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ import torch
 from engine.cli import main
 from engine.generate.config import GenerateConfig
 from engine.generate.runner import GenerateError, generate
-from engine.plan import write_plan
+from engine.plan import Plan, write_plan
 from tests.engine.generate.helpers import make_plan, read_all
 
 
@@ -67,15 +68,48 @@ def test_dry_run_writes_nothing_and_estimates_the_time(tmp_path, capsys):
 
 def test_dry_run_estimate_follows_the_calibration(tmp_path, monkeypatch):
     from engine.generate import dryrun
+    from engine.rates import Rate
+
     from engine.generate.runner import GenerateRun
 
-    plan = make_plan(per_class=2, steps=10, size=32)
-    run = GenerateRun(plan, str(tmp_path / "c.beton"), cfg(batch_size=2))
-    fake = dryrun.Calibration(fixed_s=1.0, per_step_s=0.5, batch=2, height=32, width=32)
+    plan = make_plan(per_class=2, steps=10, size=32)                    # 6 rows
+    rows = [r if r.sample_id % 2 else replace(r, steps=20) for r in plan.rows]
+    run = GenerateRun(Plan(plan.header, rows), str(tmp_path / "c.beton"), cfg(batch_size=2))
+    fake = Rate(images_per_s=0.5, steps=10, pixels=32 * 32, source="test")
     monkeypatch.setattr(dryrun, "calibrate", lambda denoiser, rows, c: fake)
     d = dryrun.preview(run)
-    assert d["estimate_s"] == pytest.approx(6 * (1.0 + 0.5 * 10) / 2)   # 6 rows, per image
-    assert os.listdir(tmp_path) == []
+    assert d["estimate_s"] == pytest.approx(3 * 2.0 + 3 * 4.0)   # 2 s per 10-step image
+    assert d["rate"]["source"] == "test" and os.listdir(tmp_path) == []
+
+
+def test_calibration_separates_steps_from_the_fixed_cost(monkeypatch):
+    """Per-step and fixed costs from timings at 1 and 2 steps (a fake clock: 3 s per step,
+    1 s per batch), extrapolated to the batch's own steps."""
+    import time
+
+    from engine.generate import dryrun, tail
+
+    clock = [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(tail, "postprocess", lambda x, size: x)
+
+    class FakeDenoiser:
+        device, dtype = "cpu", torch.float32
+
+        def denoise(self, batch):
+            clock[0] += 3.0 * batch.key.steps
+            return batch
+
+        def decode(self, latents):
+            clock[0] += 1.0
+            return latents
+
+    plan = make_plan(per_class=2, steps=10, size=32)
+    rate = dryrun.calibrate(FakeDenoiser(), plan.rows, cfg(batch_size=4))
+    assert rate.steps == 10 and rate.pixels == 32 * 32 and rate.images == 4
+    assert rate.seconds == pytest.approx(1.0 + 3.0 * 10)
+    assert rate.images_per_s == pytest.approx(4 / 31.0)
+    assert "3.00 s per step + 1.00 s per batch" in rate.source
 
 
 def test_compile_notice_and_images_per_s_without_compile_time(tmp_path, capsys, monkeypatch):
