@@ -52,8 +52,10 @@ def add_plan_inspect_args(parser) -> None:
     g.add_argument("--examples", type=int, default=3,
                    help="example prompts to show per recipe [default: 3]")
     # the same flag, help and values as generate --model (one name, one meaning)
-    g.add_argument("--model", help="tiny | sd15-arch | a hub id | a local diffusers folder | a "
-                                   ".safetensors/.ckpt file.")
+    from engine.config import field_docs
+    from engine.generate.config import GenerateConfig
+
+    g.add_argument("--model", help=field_docs(GenerateConfig)["model"])
     g.add_argument("--rate-from", metavar="RUN", help="take the rate from an earlier generate "
                                                       "run: its run folder (clone.run)")
     g.add_argument("--measure", action="store_true",

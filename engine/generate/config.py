@@ -18,8 +18,8 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 @dataclass
 class GenerateConfig:
     model: str | None = None
-    """Required: a hub id | a local diffusers folder | a .safetensors/.ckpt file (with
-    --model-config) | tiny / sd15-arch (built-in random weights: tests and benchmarks only)."""
+    """A hub id | a local diffusers folder | a .safetensors/.ckpt file (with --model-config) |
+    tiny / sd15-arch (built-in random weights: tests and benchmarks only). generate needs one."""
     model_config: str | None = None
     """For a single checkpoint file: a local diffusers folder with the pipeline's configs."""
     device: str = "auto"
