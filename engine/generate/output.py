@@ -9,6 +9,7 @@ that decides between starting, resuming and "already complete".
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -103,7 +104,11 @@ def _recover_summary(output: Output, state: dict) -> dict:
     from loaders.beton.reader import BetonReader
 
     with BetonReader(output.beton) as reader:
-        n = len(reader)
+        n, info = len(reader), reader.info
+    if info is not None and info.plan_hash != state.get("plan_hash"):
+        raise GenerateError(f"{output.beton} was made from plan {str(info.plan_hash)[:16]}, its "
+                            f"run folder records {str(state.get('plan_hash'))[:16]}; pass "
+                            "--overwrite to regenerate it")
     if n != state.get("num_samples"):
         raise GenerateError(f"{output.beton} holds {n} images, its run recorded "
                             f"{state.get('num_samples')}; pass --overwrite to regenerate it")
@@ -127,9 +132,12 @@ def foreign_output(output: Output, identity: dict) -> GenerateError:
                          "it, or another --out")
 
 
-def check_resume(output: Output, identity: dict, settings: dict) -> None:
-    """Refuse to resume a partial made from another plan shard or with other settings."""
-    prev = output.run.read_json(STATE)
+def check_resume(output: Output, identity: dict, settings: dict, prev: dict | None = None) -> None:
+    """Refuse to resume a partial made from another plan shard or with other settings.
+
+    ``prev``: the recorded run (``state.json`` unless given: the journal's job record, read
+    under the writer's lock, is the authoritative copy)."""
+    prev = output.run.read_json(STATE) if prev is None else prev
     if prev is None:
         raise GenerateError(f"a partial .beton exists but {output.run.file(STATE)} does not: "
                             "cannot tell which plan it belongs to; pass --overwrite to start over")
@@ -141,13 +149,25 @@ def check_resume(output: Output, identity: dict, settings: dict) -> None:
     _check_settings(output, prev, settings, "resume")
 
 
-def prepare_run_dir(output: Output, resuming: bool, overwrite: bool) -> None:
-    """Create the run folder: kept when resuming, emptied when starting over (ours only)."""
+def job_record(identity: dict, settings: dict) -> dict:
+    """What the writer keeps in its journal (``BetonWriter(job=...)``), as JSON reads it back."""
+    return json.loads(json.dumps({**identity, "settings": settings}))
+
+
+def check_run_dir(output: Output, resuming: bool, overwrite: bool) -> None:
+    """Refuse a run folder that is not ours (before anything is touched)."""
+    path = output.run_dir
+    if resuming or overwrite or not os.path.isdir(path) or not os.listdir(path):
+        return
+    if not os.path.exists(output.run.file(STATE)):
+        raise GenerateError(f"{path} exists and is not a synthclone run folder; move it away or "
+                            "choose another --out")
+
+
+def make_run_dir(output: Output, resuming: bool) -> None:
+    """Create the run folder (under the writer's lock): kept when resuming, else emptied."""
     path = output.run_dir
     if resuming or not os.path.isdir(path) or not os.listdir(path):
         os.makedirs(path, exist_ok=True)
         return
-    if not overwrite and not os.path.exists(output.run.file(STATE)):
-        raise GenerateError(f"{path} exists and is not a synthclone run folder; move it away or "
-                            "choose another --out")
     RunDir.create(path, overwrite=True)

@@ -9,8 +9,9 @@ import sys
 from collections import Counter
 
 from engine.generate.config import GenerateConfig, require_model
-from engine.generate.output import (GenerateError, Output, check_resume, finished_run,
-                                    foreign_output, prepare_run_dir, run_identity)
+from engine.generate.output import (GenerateError, Output, check_resume, check_run_dir,
+                                    finished_run, foreign_output, job_record, make_run_dir,
+                                    run_identity)
 from engine.generate.fingerprint import model_fingerprint, pixel_settings
 from engine.generate.setup_model import resolve_device, resolve_dtype, torch_threads
 
@@ -133,19 +134,28 @@ class GenerateRun:
         from engine.generate.runlog import RunLog
 
         cfg, out = self.cfg, self.output
-        prepare_run_dir(out, self.resuming, self.overwrite)
+        check_run_dir(out, self.resuming, self.overwrite)
+        job = job_record(self.identity, self.settings)
+        # the writer takes the output's lock: from here on this process is its only writer
         if self.resuming:
             writer = BetonWriter.resume(out.beton, num_workers=cfg.writer_workers,
                                         durable=cfg.durable)
-            if writer.num_samples != len(self.rows):
+            try:
+                if writer.job is not None:              # the journal's record, read under lock
+                    check_resume(out, self.identity, self.settings, prev=writer.job)
+                if writer.num_samples != len(self.rows):
+                    raise GenerateError(f"{out.beton}.partial holds {writer.num_samples} samples,"
+                                        f" the plan shard {len(self.rows)}; pass --overwrite to "
+                                        "start over")
+            except BaseException:
                 writer.abort()
-                raise GenerateError(f"{out.beton}.partial holds {writer.num_samples} samples, the "
-                                    f"plan shard {len(self.rows)}; pass --overwrite to start over")
+                raise
         else:
             writer = BetonWriter(out.beton, num_samples=len(self.rows),
                                  fields=generated_fields(cfg.store_size, cfg.jpeg_quality),
                                  num_workers=cfg.writer_workers, overwrite=self.overwrite,
-                                 durable=cfg.durable, info=self.file_info())
+                                 durable=cfg.durable, info=self.file_info(), job=job)
+        make_run_dir(out, self.resuming)
         self.writer = writer
         done = writer.done_ids
         self.todo = [r for r in self.rows if self.index[r.sample_id] not in done]

@@ -190,3 +190,32 @@ def test_out_of_memory_says_lower_the_batch_and_stays_resumable(plan, tmp_path, 
     assert BetonWriter.partial_exists(out)
     monkeypatch.setattr(Denoiser, "denoise", orig)
     assert generate(plan, out, cfg(batch_size=2))["resumed"] == 4
+
+
+def test_a_second_writer_is_refused_and_touches_nothing(plan, tmp_path):
+    """The writer's lock is taken before the run folder is touched (issue #9 item 6)."""
+    from loaders.beton.lock import BetonLockedError, OutputLock
+
+    out = str(tmp_path / "locked.beton")
+    run = tmp_path / "locked.run"
+    run.mkdir()
+    (run / "state.json").write_text("{}")                       # an earlier run's folder
+    with OutputLock(out):                                      # "another process" writes out
+        with pytest.raises(BetonLockedError, match="another process"):
+            generate(plan, out, cfg(), overwrite=True)
+    assert os.listdir(run) == ["state.json"] and not os.path.exists(out + ".partial")
+
+
+def test_the_journal_record_is_checked_under_the_lock(plan, tmp_path, monkeypatch):
+    """state.json can be stale or edited; the job the writer journaled is the authority."""
+    out = str(tmp_path / "j.beton")
+    _interrupt_after(plan, out, batches=1, monkeypatch=monkeypatch)
+    state_path = tmp_path / "j.run" / "state.json"
+    state = json.loads(state_path.read_text())
+    state["settings"]["jpeg_quality"] = 50                      # pretend the run used 50
+    state_path.write_text(json.dumps(state))
+    with pytest.raises(GenerateError, match="jpeg_quality 90 -> 50"):
+        generate(plan, out, cfg(jpeg_quality=50))
+    state["settings"]["jpeg_quality"] = 90
+    state_path.write_text(json.dumps(state))
+    assert generate(plan, out, cfg())["resumed"] == 4             # original settings resume
