@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from engine.errors import UserError
 
 DEFAULT_MODEL = "ViT-B-32"
-TEMPLATE = "a photo of a {}."
-"""The text the filter and the CLIP score compare an image with (seed 004 §4.5)."""
+TEMPLATE = "a photo of a {}"
+"""The text the filter and the CLIP score compare an image with: seed 004 §4.5's proxy caption
+'a photo of a {class label}' (no final period), filled with CLIP's ImageNet class names."""
 
 
 class ClipLoadError(UserError):

@@ -117,7 +117,7 @@ def test_clip_filter_scores_against_clip_class_names_and_records_drops(tiny_clip
     dropped = json.load(open(tmp_path / "drop.run" / "dropped.json"))["clip_dropped"]
     assert sorted(d["sample_id"] for d in dropped) == list(range(6))
     texts = {d["label"]: d["class_text"] for d in dropped}
-    assert texts == {4: "a photo of a hammerhead shark.", 7: "a photo of a rooster."}
+    assert texts == {4: "a photo of a hammerhead shark", 7: "a photo of a rooster"}  # §4.5
     # the recorded scores are CLIP's own (resize + center crop) of the generated images
     ids = sorted(seen)
     assert ids == list(range(6)) and seen[0].shape == (32, 64, 3)
