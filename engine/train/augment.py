@@ -1,0 +1,217 @@
+"""On-device augmentations of the recipes, applied to the loader's batch in the loop.
+
+* :class:`BatchRandAugment` — RandAugment (N ops of magnitude M, torchvision's op table and
+  op implementations) per image, vectorised: images that drew the same op and sign are
+  transformed together in one batched call.
+* :class:`DomainMixup` — timm's ``Mixup`` (mixup / cutmix, smoothed soft targets) applied to
+  the real rows and the synthetic rows *separately*, so no image mixes the two domains and the
+  DualBN split and the λ-weighting stay exact.
+* :class:`MultiCrop` — DINO multi-crop (seed 002 §5: 1 global + 8 local crops). The loader
+  yields one view of each image (set ``data.resolution`` to the base view, e.g. 256, the
+  loader's own random crop being the first, mild crop); we cut the global crop
+  (224 px, 40-100% of the area) and the local crops (96 px, 5-40%) from it on the device, with
+  DINO's flips, colour jitter, grayscale and blur. Crops of real images stay before crops of
+  synthetic ones, so each crop batch keeps the real-first split.
+
+Randomness comes from torch's global generator (numpy's for timm's Mixup), which checkpoints
+save and restore, so resumed runs draw the same augmentations.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _stats(x: torch.Tensor):
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return mean, std
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """ImageNet-normalised float (or uint8) images -> uint8 pixels."""
+    if x.dtype == torch.uint8:
+        return x
+    mean, std = _stats(x)
+    return (x.float() * std + mean).mul(255).round().clamp(0, 255).to(torch.uint8)
+
+
+def normalize(x: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
+    """uint8 (or [0, 1] float) pixels -> ImageNet-normalised float."""
+    mean, std = _stats(x)
+    x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+    return ((x - mean) / std).to(dtype)
+
+
+class BatchRandAugment:
+    """RandAugment over a batch (see the module doc); returns normalised float images."""
+
+    def __init__(self, num_ops: int = 2, magnitude: int = 9, num_bins: int = 31):
+        from torchvision.transforms import v2
+
+        self.ra = v2.RandAugment(num_ops=num_ops, magnitude=magnitude,
+                                 num_magnitude_bins=num_bins)
+        self.ops = list(self.ra._AUGMENTATION_SPACE.items())
+        self.num_ops, self.magnitude, self.num_bins = num_ops, magnitude, num_bins
+
+    def plan(self, batch: int, height: int, width: int) -> list[list[tuple[str, float]]]:
+        """Per op layer, per image: ``(op name, signed magnitude)`` (torch's global RNG)."""
+        layers = []
+        for _ in range(self.num_ops):
+            idx = torch.randint(len(self.ops), (batch,)).tolist()
+            flips = (torch.rand(batch) <= 0.5).tolist()
+            row = []
+            for i, flip in zip(idx, flips):
+                name, (mags_fn, signed) = self.ops[i]
+                mags = mags_fn(self.num_bins, height, width)
+                m = float(mags[self.magnitude]) if mags is not None else 0.0
+                row.append((name, -m if (signed and flip) else m))
+            layers.append(row)
+        return layers
+
+    def apply_op(self, x: torch.Tensor, name: str, magnitude: float) -> torch.Tensor:
+        """One torchvision RandAugment op on uint8 images (N, 3, H, W)."""
+        return self.ra._apply_image_or_video_transform(x, name, magnitude,
+                                                       interpolation=self.ra.interpolation,
+                                                       fill=self.ra._fill)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        x = to_uint8(images).contiguous()
+        n, _, h, w = x.shape
+        for row in self.plan(n, h, w):
+            groups: dict[tuple[str, float], list[int]] = {}
+            for i, key in enumerate(row):
+                groups.setdefault(key, []).append(i)
+            out = x.clone()
+            for (name, mag), rows in sorted(groups.items()):
+                idx = torch.tensor(rows, device=x.device)
+                out[idx] = self.apply_op(x[idx], name, mag)
+            x = out
+        return normalize(x)
+
+
+class DomainMixup:
+    """timm ``Mixup`` within each domain: ``(images, labels, num_real) -> (images, soft targets)``.
+
+    timm mixes a batch with its reverse, which needs an even row count; a domain with an odd
+    count leaves its last row unmixed (with the same smoothed one-hot target).
+    """
+
+    def __init__(self, num_classes: int, mixup_alpha: float, cutmix_alpha: float,
+                 prob: float, switch_prob: float, label_smoothing: float):
+        from timm.data import Mixup
+
+        self.num_classes, self.smoothing = num_classes, label_smoothing
+        self.mix = Mixup(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, prob=prob,
+                         switch_prob=switch_prob, mode="batch", label_smoothing=label_smoothing,
+                         num_classes=num_classes)
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, num_real: int):
+        from timm.data.mixup import mixup_target
+
+        images = images.clone()
+        targets = mixup_target(labels, self.num_classes, lam=1.0, smoothing=self.smoothing)
+        for lo, hi in ((0, num_real), (num_real, len(labels))):
+            even = hi - (hi - lo) % 2
+            if even - lo >= 2:
+                x, t = self.mix(images[lo:even], labels[lo:even])
+                images[lo:even], targets[lo:even] = x, t
+        return images, targets
+
+
+def _random_boxes(n: int, height: int, width: int, scale, ratio=(3 / 4, 4 / 3),
+                  device=None) -> torch.Tensor:
+    """``n`` RandomResizedCrop boxes ``(x1, y1, x2, y2)`` (area share in ``scale``)."""
+    area = torch.empty(n).uniform_(scale[0], scale[1]) * height * width
+    log_r = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]))
+    r = torch.exp(log_r)
+    w = torch.sqrt(area * r).clamp(1, width)
+    h = torch.sqrt(area / r).clamp(1, height)
+    x0 = torch.rand(n) * (width - w)
+    y0 = torch.rand(n) * (height - h)
+    return torch.stack([x0, y0, x0 + w, y0 + h], 1).to(device)
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, apply: torch.Tensor) -> torch.Tensor:
+    """Blur rows where ``apply`` with their own ``sigma`` (separable, grouped conv)."""
+    n, c, h, w = x.shape
+    radius = 6
+    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-(t[None] ** 2) / (2 * sigma.to(x)[:, None] ** 2))  # (N, 2r+1)
+    k = k / k.sum(1, keepdim=True)
+    k = k.repeat_interleave(c, 0)  # (N*C, 2r+1)
+    y = x.reshape(1, n * c, h, w)
+    y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode="reflect"), k[:, None, None, :],
+                 groups=n * c)
+    y = F.conv2d(F.pad(y, (0, 0, radius, radius), mode="reflect"), k[:, None, :, None],
+                 groups=n * c)
+    y = y.reshape(n, c, h, w)
+    return torch.where(apply.to(x.device).view(n, 1, 1, 1), y, x)
+
+
+def dino_photometric(x: torch.Tensor, blur_p: float) -> torch.Tensor:
+    """DINO's colour pipeline on [0, 1] images: jitter (brightness 0.4, contrast 0.4,
+    saturation 0.2; DINO's hue 0.1 is left out) with p 0.8, grayscale p 0.2, blur p ``blur_p``
+    (sigma 0.1-2)."""
+    n = x.shape[0]
+    dev = x.device
+    gray_w = torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)
+    jitter = (torch.rand(n) < 0.8).to(dev).view(n, 1, 1, 1)
+    b = torch.empty(n).uniform_(0.6, 1.4).to(dev).view(n, 1, 1, 1)
+    c = torch.empty(n).uniform_(0.6, 1.4).to(dev).view(n, 1, 1, 1)
+    s = torch.empty(n).uniform_(0.8, 1.2).to(dev).view(n, 1, 1, 1)
+    y = (x * b).clamp(0, 1)
+    mean = (y * gray_w).sum(1, keepdim=True).mean((2, 3), keepdim=True)
+    y = (c * y + (1 - c) * mean).clamp(0, 1)
+    g = (y * gray_w).sum(1, keepdim=True)
+    y = (s * y + (1 - s) * g).clamp(0, 1)
+    x = torch.where(jitter, y, x)
+    gray = (torch.rand(n) < 0.2).to(dev).view(n, 1, 1, 1)
+    x = torch.where(gray, (x * gray_w).sum(1, keepdim=True).expand_as(x), x)
+    sigma = torch.empty(n).uniform_(0.1, 2.0)
+    return _gaussian_blur(x, sigma, torch.rand(n) < blur_p)
+
+
+class MultiCrop:
+    """DINO multi-crop on the device (see the module doc)."""
+
+    def __init__(self, local_crops: int, global_size: int = 224, local_size: int = 96,
+                 global_scale=(0.4, 1.0), local_scale=(0.05, 0.4)):
+        self.local_crops = local_crops
+        self.global_size, self.local_size = global_size, local_size
+        self.global_scale, self.local_scale = tuple(global_scale), tuple(local_scale)
+
+    def _crops(self, x01: torch.Tensor, order: torch.Tensor, size: int, scale,
+               blur_p: float) -> torch.Tensor:
+        from torchvision.ops import roi_align
+
+        _, _, h, w = x01.shape
+        boxes = _random_boxes(len(order), h, w, scale, device=x01.device)
+        rois = torch.cat([order.to(x01)[:, None], boxes.to(x01)], 1)  # (K, 5)
+        crops = roi_align(x01, rois, (size, size), spatial_scale=1.0, sampling_ratio=2,
+                          aligned=True)
+        flip = (torch.rand(len(order)) < 0.5).to(x01.device).view(-1, 1, 1, 1)
+        crops = torch.where(flip, crops.flip(-1), crops)
+        return dino_photometric(crops, blur_p)
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, num_real: int):
+        """-> ``[(global (B,3,G,G), labels, num_real), (local (L*B,3,S,S), labels, L*num_real)]``;
+        local crops of real images come first."""
+        x01 = to_uint8(images).float() / 255
+        n = x01.shape[0]
+        rows = torch.arange(n)
+        views = [(normalize(self._crops(x01, rows, self.global_size, self.global_scale, 1.0)),
+                  labels, num_real)]
+        if self.local_crops:
+            # real rows' crops, then synthetic rows' crops (real-first for DualBN)
+            order = torch.cat([rows[:num_real].repeat(self.local_crops),
+                               rows[num_real:].repeat(self.local_crops)])
+            local = self._crops(x01, order, self.local_size, self.local_scale, 0.5)
+            views.append((normalize(local), labels[order.to(labels.device)],
+                          num_real * self.local_crops))
+        return views
