@@ -137,6 +137,16 @@ def _random_boxes(n: int, height: int, width: int, scale, ratio=(3 / 4, 4 / 3),
     return torch.stack([x0, y0, x0 + w, y0 + h], 1).to(device)
 
 
+def resized_crops(x: torch.Tensor, rows: torch.Tensor, boxes: torch.Tensor,
+                  size: int) -> torch.Tensor:
+    """Crop ``boxes`` ``(K, 4)`` (pixel coordinates) of images ``x[rows]`` and resize each to
+    ``size`` x ``size`` (bilinear, one batched ``roi_align``): ``(K, 3, size, size)``."""
+    from torchvision.ops import roi_align
+
+    rois = torch.cat([rows.to(x)[:, None], boxes.to(x)], 1)  # (K, 5)
+    return roi_align(x, rois, (size, size), spatial_scale=1.0, sampling_ratio=2, aligned=True)
+
+
 def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, apply: torch.Tensor) -> torch.Tensor:
     """Blur rows where ``apply`` with their own ``sigma`` (separable, grouped conv)."""
     n, c, h, w = x.shape
@@ -188,13 +198,9 @@ class MultiCrop:
 
     def _crops(self, x01: torch.Tensor, order: torch.Tensor, size: int, scale,
                blur_p: float) -> torch.Tensor:
-        from torchvision.ops import roi_align
-
         _, _, h, w = x01.shape
         boxes = _random_boxes(len(order), h, w, scale, device=x01.device)
-        rois = torch.cat([order.to(x01)[:, None], boxes.to(x01)], 1)  # (K, 5)
-        crops = roi_align(x01, rois, (size, size), spatial_scale=1.0, sampling_ratio=2,
-                          aligned=True)
+        crops = resized_crops(x01, order, boxes, size)
         flip = (torch.rand(len(order)) < 0.5).to(x01.device).view(-1, 1, 1, 1)
         crops = torch.where(flip, crops.flip(-1), crops)
         return dino_photometric(crops, blur_p)
