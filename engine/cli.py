@@ -24,6 +24,7 @@ COMMANDS = {
     "export": ("engine.beton_cli", "export_main", "write a .beton's images + a table to a folder"),
     "recipes": ("engine.prompts.cli", "recipes_main", "list the prompt recipes of the papers"),
     "meanings": ("engine.prompts.cli", "meanings_main", "resolve ambiguous class names (CLIP)"),
+    "train": ("engine.train.cli", "main", "train a classifier on real + synthetic .beton files"),
     "demo": ("engine.demo", "main", "the README's main job on the built-in default"),
     "eval": ("engine.eval.cli", "eval_main", "evaluate a checkpoint on test sets and transfer"),
     "eval-data": ("engine.eval.cli", "eval_data_main", "diagnose a .beton (CLIP, IS, FID)"),

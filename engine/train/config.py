@@ -71,6 +71,9 @@ class DataConfig:
     """Global batch size (all processes and accumulation steps together), as papers state it."""
     resolution: int = 224
     """Training crop size (the final size when progressive resizing is on)."""
+    crop_scale: tuple[float, ...] = (0.08, 1.0)
+    """Area range of the loader's RandomResizedCrop (torchvision/FFCV default 0.08-1; with
+    DINO multi-crop use 1-1 so the loader yields the whole image as the base view)."""
     min_resolution: int | None = None
     """Progressive resizing (ffcv-imagenet): start at this size, reach ``resolution`` by
     ramp_end_epoch, moving in steps of 32 px; None: off."""
@@ -115,6 +118,9 @@ class DataConfig:
                                  f"{self.resolution}], got {self.min_resolution}")
             if self.ramp_end_epoch < self.ramp_start_epoch:
                 raise ValueError("data.ramp_end_epoch must be >= data.ramp_start_epoch")
+        if len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
+            raise ValueError(f"data.crop_scale must be [lo, hi] with 0 < lo <= hi <= 1, got "
+                             f"{list(self.crop_scale)}")
         if not 0 < self.eval_crop_ratio <= 1:
             raise ValueError(f"data.eval_crop_ratio must be in (0, 1], got {self.eval_crop_ratio}")
         if self.low_data_per_class is not None and self.long_tail_gamma is not None:
