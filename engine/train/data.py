@@ -176,3 +176,69 @@ def beton_record(path: str) -> dict:
         with open(summary, encoding="utf-8") as f:
             rec["plan_hash"] = json.load(f).get("plan_hash")
     return rec
+
+
+# ----------------------------------------------------------------------------- the loaders
+
+
+def _check_file(path: str | None, key: str) -> None:
+    from engine.errors import ConfigError
+
+    if path is not None and not os.path.exists(path):
+        raise ConfigError(f"{key}: {path} not found; set {key}=PATH (a .beton from synthclone "
+                          "pack / generate)")
+
+
+def build_loaders(cfg, info, micro_batch: int, run_dir: str | None):
+    """The training and evaluation loaders of ``cfg.data`` (``loaders.mixing``), the labels of
+    each file (for the label-space check) and what the run folder records about the data.
+
+    Low-data / long-tail subsets of the real set are drawn here (``loaders.subsets``, seeded by
+    ``data.subset_seed``) and their index file is written into the run folder."""
+    from engine.errors import ConfigError
+    from engine.train.optim import resolution_at
+    from loaders import subsets
+    from loaders.config import LoaderConfig, MixConfig
+    from loaders.mixing import DualDomainLoader, make_eval_loader
+    from loaders.sources import as_source
+
+    d = cfg.data
+    if d.real is None and d.synthetic is None:
+        raise ConfigError("no training data: set data.real and/or data.synthetic (.beton files)")
+    for key in ("real", "synthetic", "eval"):
+        _check_file(getattr(d, key), f"data.{key}")
+    device = str(info.device) if info.device.type == "cuda" else "cpu"
+    channels_last = (cfg.run.channels_last if cfg.run.channels_last is not None
+                     else info.device.type == "cuda")
+    base = LoaderConfig(backend=d.backend, batch_size=micro_batch, pipeline="train",
+                        image_size=resolution_at(d, 0), device=device,
+                        channels_last=channels_last, workers=d.workers, seed=cfg.run.seed,
+                        os_cache=d.os_cache, distributed=info.enabled, rank=info.rank,
+                        world_size=info.world_size, crop_scale=tuple(d.crop_scale))
+    provenance = {key: beton_record(getattr(d, key)) for key in ("real", "synthetic", "eval")
+                  if getattr(d, key) is not None and os.path.isfile(getattr(d, key))}
+    real_subset = None
+    if d.real is not None and (d.low_data_per_class or d.long_tail_gamma):
+        spec = (subsets.SubsetSpec(kind="per_class", n=d.low_data_per_class, seed=d.subset_seed)
+                if d.low_data_per_class else
+                subsets.SubsetSpec(kind="long_tail", gamma=d.long_tail_gamma, seed=d.subset_seed))
+        real_subset, record = subsets.make_subset(as_source(d.real), spec)
+        if run_dir:
+            path = subsets.save_subset(os.path.join(run_dir, "real_subset.json"), real_subset,
+                                       record)
+            provenance["real_subset"] = {"path": path, "rows": int(len(real_subset)),
+                                         "spec": record["spec"]}
+    share = d.share
+    real = d.real if (share < 1 or d.mix_mode == "union") else None
+    syn = d.synthetic if (share > 0 or d.mix_mode == "union") else None
+    train = DualDomainLoader(real, syn, base, MixConfig(synthetic_share=share, mode=d.mix_mode),
+                             real_subset=real_subset if real is not None else None)
+    evaluation = None
+    if d.eval is not None:
+        evaluation = make_eval_loader(d.eval, base, batch_size=d.eval_batch_size or micro_batch,
+                                      image_size=d.eval_resolution,
+                                      center_crop_ratio=d.eval_crop_ratio)
+    labels = {"data.real": train.real.labels if train.real is not None else None,
+              "data.synthetic": train.synthetic.labels if train.synthetic is not None else None,
+              "data.eval": evaluation.sources[0].labels if evaluation is not None else None}
+    return (train, evaluation), labels, provenance

@@ -217,13 +217,7 @@ class Trainer:
         end = self.steps_per_epoch * self.accum
         self.clock.reset()
         while p.batch < end and p.step < self.stop_step:
-            for micro in range(self.accum):
-                t = time.perf_counter()
-                batch = next(it)
-                self.clock.waited(time.perf_counter() - t, len(batch[1]) * self.info.world_size)
-                self._forward_backward(batch, last=micro == self.accum - 1)
-                p.batch += 1
-            self._optimizer_step()
+            self.train_step(self._micro_batches(it))
             self._emit("step")
             if p.step % self.cfg.run.log_every == 0 or p.step == self.stop_step:
                 self._log_train(bar)
@@ -236,6 +230,23 @@ class Trainer:
                 self.save_checkpoint()
         if p.batch == end:
             p.epoch, p.batch = p.epoch + 1, 0
+
+    def _micro_batches(self, it):
+        """The next ``accum_steps`` batches of ``it``, timing the wait for each (fetched one at
+        a time: FFCV reuses a batch's memory two batches later)."""
+        for _ in range(self.accum):
+            t = time.perf_counter()
+            batch = next(it)
+            self.clock.waited(time.perf_counter() - t, len(batch[1]) * self.info.world_size)
+            self.progress.batch += 1
+            yield batch
+
+    def train_step(self, batches) -> None:
+        """One optimizer step over ``batches``: ``accum_steps`` micro-batches (an iterable,
+        consumed one at a time; DDP synchronises gradients on the last)."""
+        for i, batch in enumerate(batches):
+            self._forward_backward(batch, last=i == self.accum - 1)
+        self._optimizer_step()
 
     def _prepare(self, batch):
         """Device, augmentations, views: ``[(images, targets, num_real)], labels, num_real``."""
