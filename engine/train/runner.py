@@ -153,6 +153,9 @@ def _train(cfg: TrainConfig, out: str, info: DistInfo, resume: bool, overwrite: 
         summary = trainer.fit()
     finally:
         trainer.log.close()
+        for loader in loaders:
+            if hasattr(loader, "close"):
+                loader.close()
 
     # 7. outputs (rank 0)
     summary.update({"num_classes": num_classes, "model": cfg.model.name,
