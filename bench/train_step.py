@@ -120,7 +120,7 @@ def dual_bn_methods(args) -> list[Method]:
     steps = []
     for dual in (True, False):
         torch.manual_seed(0)
-        model = build_model(ModelConfig(name="resnet50", dual_bn=dual), 1000).train()
+        model = build_model(ModelConfig(name=args.arch, dual_bn=dual), 1000).train()
         opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
 
         def step(model=model, opt=opt, dual=dual):
@@ -137,6 +137,7 @@ def dual_bn_methods(args) -> list[Method]:
 
 def main(argv=None) -> dict:
     p = bench_args("train_step", __doc__)
+    p.add_argument("--arch", default="resnet50", help="model of the DualBN comparison [resnet50]")
     p.add_argument("--batch", type=int, help="ResNet-50 batch [16; quick 8]")
     p.add_argument("--size", type=int, help="ResNet-50 input px [128; quick 64]")
     p.add_argument("--steps", type=int, default=None, help="tiny-recipe steps per call [4; quick 2]")
@@ -168,8 +169,8 @@ def main(argv=None) -> dict:
                                                     "resnet50_bn_step", target=1.10)
     return report(results, headline=headline,
                   title=f"train step, {threads} threads: tiny recipe (ResNet-18 64 px, batch 32) "
-                        f"FFCV vs memory; ResNet-50 {args.batch}x{args.size}px DualBN vs BN",
+                        f"FFCV vs memory; {args.arch} {args.batch}x{args.size}px DualBN vs BN",
                   item="image",
-                  extra={"quick": args.quick, "resnet50_batch": args.batch,
+                  extra={"quick": args.quick, "arch": args.arch, "resnet50_batch": args.batch,
                          "resnet50_px": args.size, "tiny_steps_per_call": args.steps,
                          "beton_images": args.images, "workers": args.workers})

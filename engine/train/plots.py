@@ -39,7 +39,8 @@ def plot_curves(metrics_path: str, png_path: str, title: str = "") -> str | None
                      label="held-out")
         ax_acc.plot(steps, [100 * r["top1"] for r in evals], "o-", color="tab:green",
                     label="held-out top-1")
-    ax_loss.set(xlabel="optimizer step", ylabel="cross-entropy", title="loss")
+    ax_loss.set(xlabel="optimizer step", ylabel="cross-entropy (log scale)", title="loss",
+                yscale="log")
     ax_acc.set(xlabel="optimizer step", ylabel="accuracy (%)", title="accuracy", ylim=(0, 100))
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
