@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
-from engine.config import ArgumentParser, add_config_args, config_from_args
+from engine.config import (ArgumentParser, add_config_args, add_config_file_args, add_out_arg,
+                           add_overwrite_arg, config_from_args)
 from engine.train.config import TrainConfig
 
 FLAGS = {"run.seed": ("--seed",), "run.device": ("--device",),
@@ -24,29 +25,35 @@ def get_args_parser() -> ArgumentParser:
         epilog="example: synthclone train engine/configs/train_tiny.yaml data.real=real.beton "
                "data.synthetic=clone.beton --out runs/tiny; rerun with --resume after a stop; "
                "torchrun --nproc_per_node 8 -m engine.cli train ... for DDP")
-    p.add_argument("config", help="YAML file with a 'train:' section (engine/configs/train_*.yaml)")
-    p.add_argument("assignments", nargs="*", metavar="KEY=VALUE",
-                   help="overrides of the config, e.g. optim.lr=0.4 model.dual_bn=false")
-    p.add_argument("--out", "-o", required=True, help="run folder to write")
+    p.add_argument("recipe", nargs="?", metavar="CONFIG.yaml",
+                   help="YAML file with a 'train:' section (engine/configs/train_*.yaml); the "
+                        "same as --config")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="train: options to set, e.g. optim.lr=0.4 model.dual_bn=false (the same "
+                        "as --set)")
+    add_out_arg(p, "the run folder (config.yaml, metrics, checkpoint.pt, model_real.pt)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint.pt, exactly")
-    p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
+    add_overwrite_arg(p, "a previous run in --out (without it, or --resume: refuse)")
+    add_config_file_args(p, "train", example="optim.lr=0.4")
     add_config_args(p, TrainConfig, flags=FLAGS)
     return p
 
 
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
-    assignments = list(args.assignments)
-    yaml_path = args.config
-    if "=" in yaml_path and not os.path.exists(yaml_path):  # no YAML: only overrides
-        assignments.insert(0, yaml_path)
-        yaml_path = None
-    cfg = config_from_args(TrainConfig, args, section="train" if yaml_path else None,
-                           yaml_path=yaml_path or "", assignments=assignments)
-    if args.resume and args.overwrite:
-        from engine.errors import ConfigError
+    from engine.errors import ConfigError
 
+    overrides = list(args.overrides)
+    recipe = args.recipe
+    if recipe and "=" in recipe and not os.path.exists(recipe):  # no YAML, only overrides
+        overrides.insert(0, recipe)
+        recipe = None
+    if recipe and args.config:
+        raise ConfigError(f"two config files: {recipe} and --config {args.config}; give one")
+    cfg = config_from_args(TrainConfig, args, section="train", yaml_path=recipe or args.config,
+                           assignments=list(args.assignments or []) + overrides)
+    if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it: "
                           "give one of them")
     from engine.train.runner import train

@@ -28,6 +28,7 @@ BAD_INPUT = {
     "eval": ["eval", "{tmp}/missing.pt", "--sets", "imagenet-val={tmp}/val", "--out", "{tmp}/e"],
     "eval-data": ["eval-data", "{tmp}/missing.beton", "--out", "{tmp}/d"],
     "report": ["report", "{tmp}/missing", "--out", "{tmp}/r"],
+    "train": ["train", "{tmp}/missing.yaml", "--out", "{tmp}/run"],
 }
 
 
