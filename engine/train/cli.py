@@ -41,7 +41,7 @@ def get_args_parser() -> ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = get_args_parser().parse_args(argv)
+    args = get_args_parser().parse_intermixed_args(argv)  # KEY=VALUE may follow flags
     from engine.errors import ConfigError
 
     overrides = list(args.overrides)
