@@ -107,3 +107,20 @@ def test_two_process_cli_run_shards_the_loader(betons, tmp_path):
     assert len(ckpt["rng"]) == 2  # both ranks' RNG states for an exact resume
     with open(out / "metrics.json") as f:
         assert json.load(f)["eval"]["images"] == 16  # both ranks' shards of the held-out set
+
+
+@pytest.mark.timeout(900)
+def test_resume_through_the_ffcv_loader_equals_one_run(betons, tmp_path):
+    """Stopped mid-epoch (after step 3) and resumed, the run ends with the same weights as
+    one uninterrupted run: the loader restarts at the batch it had reached (without decoding
+    the skipped ones) and its crops and flips depend only on (seed, epoch, batch)."""
+    full, split = tmp_path / "full", tmp_path / "split"
+    assert cli.main(args(betons, full, "schedule.epochs=1")) == 0
+    assert cli.main(args(betons, split, "schedule.epochs=1", "run.max_steps=3")) == 0
+    assert torch.load(split / "checkpoint.pt", weights_only=True)["progress"]["batch"] == 3
+    assert cli.main(args(betons, split, "schedule.epochs=1", "--resume")) == 0
+    a = torch.load(full / "checkpoint.pt", weights_only=True)
+    b = torch.load(split / "checkpoint.pt", weights_only=True)
+    assert a["progress"] == b["progress"]
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
