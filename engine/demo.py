@@ -56,8 +56,8 @@ def get_args_parser(config: str = DEFAULT_CONFIG) -> ArgumentParser:
                         "(flags override it) [default: engine/configs/tiny_demo.yaml]")
     add_recipe_arg(p, default=", ".join(load_section(config, "plan").get("recipes", {})))
     p.add_argument("--size", type=int, metavar="INT", help="generated height = width in pixels")
-    p.add_argument("--real-per-class", type=int, default=80, metavar="INT",
-                   help="drawn 'real' training images per class [default: 80]")
+    p.add_argument("--real-per-class", type=int, default=64, metavar="INT",
+                   help="drawn 'real' training images per class [default: 64]")
     p.add_argument("--heldout-per-class", type=int, default=25, metavar="INT",
                    help="drawn held-out images per class for top-1 [default: 25]")
     p.add_argument("--epochs", type=int, metavar="INT",
