@@ -74,6 +74,8 @@ class DataConfig:
     crop_scale: tuple[float, ...] = (0.08, 1.0)
     """Area range of the loader's RandomResizedCrop (torchvision/FFCV default 0.08-1; with
     DINO multi-crop use 1-1 so the loader yields the whole image as the base view)."""
+    flip: bool = True
+    """Random horizontal flips in the loader."""
     min_resolution: int | None = None
     """Progressive resizing (ffcv-imagenet): start at this size, reach ``resolution`` by
     ramp_end_epoch, moving in steps of 32 px; None: off."""

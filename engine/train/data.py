@@ -214,7 +214,8 @@ def build_loaders(cfg, info, micro_batch: int, run_dir: str | None):
                         image_size=resolution_at(d, 0), device=device,
                         channels_last=channels_last, workers=d.workers, seed=cfg.run.seed,
                         os_cache=d.os_cache, distributed=info.enabled, rank=info.rank,
-                        world_size=info.world_size, crop_scale=tuple(d.crop_scale))
+                        world_size=info.world_size, crop_scale=tuple(d.crop_scale),
+                        flip=d.flip)
     provenance = {key: beton_record(getattr(d, key)) for key in ("real", "synthetic", "eval")
                   if getattr(d, key) is not None and os.path.isfile(getattr(d, key))}
     real_subset = None
