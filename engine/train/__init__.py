@@ -11,5 +11,8 @@
 * ``distributed`` — DDP under torchrun/SLURM, rank-0 writes
 * ``metrics``     — JSONL, TensorBoard when installed, the progress bar, the plot
 * ``evaluate``    — top-1 on a held-out loader
+* ``plots``       — ``curves.png``: loss and accuracy per domain, held-out top-1
+* ``runner``      — ``train(cfg, out)``: one run, top to bottom
 * ``cli``         — ``synthclone train CONFIG.yaml [key=value ...]``
+* ``toydata``     — procedurally drawn fish: the demo's stand-in for real photos
 """
