@@ -111,7 +111,8 @@ def dual_bn_methods(args) -> list[Method]:
 
     from engine.train.config import ModelConfig
     from engine.train.loss import dual_domain_loss
-    from engine.train.models import build_model, dual_bn_split
+    from engine.ops.dual_bn import dual_bn_split
+    from engine.train.models import build_model
 
     b, px = args.batch, args.size
     torch.manual_seed(0)

@@ -127,7 +127,7 @@ def check_compatible(saved: dict, current: dict, path: str) -> None:
 def export_real(model: torch.nn.Module, path: str, info: dict) -> str:
     """Save the real-branch weights (``real_state_dict``) — loadable with ``load_state_dict``
     into the plain torchvision/timm model — and ``<path>.json`` describing it."""
-    from engine.train.models import real_state_dict
+    from engine.ops.dual_bn import real_state_dict
 
     state = {k: v.detach().cpu() for k, v in real_state_dict(unwrap(model)).items()}
     with atomic_write(path, "wb") as f:

@@ -28,7 +28,7 @@ from engine.train.distributed import DistInfo, all_gather_object, all_reduce_sum
 from engine.train.evaluate import evaluate
 from engine.train.loss import DomainMeter, multi_view_loss
 from engine.train.metrics import MetricsLog, ProgressBar, StepClock
-from engine.train.models import dual_bn_split
+from engine.ops.dual_bn import dual_bn_split
 from engine.train.optim import LRSchedule, build_optimizer, resolution_at
 
 

@@ -17,32 +17,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engine.errors import ConfigError
+from engine.ops.dual_bn import DualBatchNorm2d, convert_dual_bn, fuse_resnet_tails
 from engine.train.config import ModelConfig
 
 _BN_TYPES = (nn.BatchNorm2d, nn.SyncBatchNorm)
-
-
-def _dual_bn_ops():
-    """The DualBN ops (``engine.ops.dual_bn`` package once it lands; today's modules until then)."""
-    try:
-        from engine.ops.dual_bn import (convert_dual_bn, dual_bn_split, fuse_resnet_tails,
-                                        real_state_dict, set_eval_domain)
-    except ImportError:
-        from engine.ops.dual_bn_convert import convert_dual_bn, fuse_resnet_tails
-        from engine.ops.dual_bn_module import dual_bn_split, real_state_dict, set_eval_domain
-    return convert_dual_bn, dual_bn_split, fuse_resnet_tails, real_state_dict, set_eval_domain
-
-
-def dual_bn_split(model, num_real: int):
-    return _dual_bn_ops()[1](model, num_real)
-
-
-def real_state_dict(model) -> dict:
-    return _dual_bn_ops()[3](model)
-
-
-def set_eval_domain(model, domain: str) -> None:
-    _dual_bn_ops()[4](model, domain)
 
 
 def model_source(cfg: ModelConfig) -> str:
@@ -143,7 +121,6 @@ def has_batch_norm(model: nn.Module) -> bool:
 
 def build_model(cfg: ModelConfig, num_classes: int, *, distributed: bool = False) -> nn.Module:
     """The network of ``cfg`` with ``num_classes`` outputs (see the module doc)."""
-    convert_dual_bn, _, fuse_resnet_tails, _, _ = _dual_bn_ops()
     model = _create(cfg, num_classes)
     sync = cfg.sync_bn and distributed
     if cfg.dual_bn:
@@ -163,8 +140,7 @@ def build_model(cfg: ModelConfig, num_classes: int, *, distributed: bool = False
 
 
 def is_dual(model: nn.Module) -> bool:
-    return any(hasattr(m, "syn_weight") or hasattr(m, "syn_running_mean")
-               for m in model.modules())
+    return any(isinstance(m, DualBatchNorm2d) for m in model.modules())
 
 
 # ----------------------------------------------------------------------------- weights

@@ -3,9 +3,10 @@ import pytest
 import torch
 
 from engine.errors import ConfigError
+from engine.ops.dual_bn import dual_bn_split
 from engine.train.checkpoint import export_real
 from engine.train.config import ModelConfig
-from engine.train.models import (build_model, dual_bn_split, is_dual, load_weights, model_source,
+from engine.train.models import (build_model, is_dual, load_weights, model_source,
                                  plain_model)
 
 BN_MODELS = ["resnet18", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",

@@ -104,7 +104,7 @@ def test_tiny_recipe_trains_a_step_at_its_size():
     model = build_model(cfg.model, 4)
     opt = build_optimizer(cfg.optim, model)
     from engine.train.loss import dual_domain_loss
-    from engine.train.models import dual_bn_split
+    from engine.ops.dual_bn import dual_bn_split
 
     x = torch.randn(8, 3, cfg.data.resolution, cfg.data.resolution)
     y = torch.tensor([0, 1, 2, 3] * 2)
