@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from engine.train.config import (AugmentConfig, DataConfig, ModelConfig, OptimConfig, RunConfig,
+from engine.train.config import (DataConfig, ModelConfig, OptimConfig, RunConfig,
                                  ScheduleConfig, TrainConfig)
 from engine.train.data import EvalTensorSource, TensorSource
 from engine.train.metrics import read_jsonl
