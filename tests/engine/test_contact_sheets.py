@@ -12,6 +12,7 @@ from tests.engine.generate.helpers import make_plan
 from tests.loaders.test_sheets import Figures, decode_uri
 
 NAMES = {0: "tench", 1: "goldfish", 2: "great white shark"}
+WNIDS = {0: "n01440764", 1: "n01443537", 2: "n01484850"}
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_inspect_grid_writes_the_html_sheet_beside_the_png(clone, tmp_path, caps
     assert len(figs) == len(plan)
     for f in figs:
         label = int(f["text"]["cls"].split()[0])
-        assert f["text"]["cls"] == f"{label} {NAMES[label]}"
+        assert f["text"]["cls"] == f"{label} {WNIDS[label]} {NAMES[label]}"  # stored names
         rows = [r for r in by_prompt[f["text"]["prompt"]] if r.label == label]
         assert rows and f["title"] == f["text"]["prompt"]
         img = decode_uri(f["src"])                       # the stored pixels, losslessly (64 px)

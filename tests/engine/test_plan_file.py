@@ -42,9 +42,9 @@ def test_content_hash_is_sha256_of_the_row_lines():
 
 
 def test_generate_takes_its_sampler_names_from_the_plan():
-    import engine.generate.samplers as samplers
+    import engine.generate.schedulers as schedulers
 
-    assert samplers.SAMPLERS is SAMPLERS  # imported, not a second list
+    assert schedulers.SAMPLERS is SAMPLERS  # imported, not a second list
 
 
 @pytest.mark.parametrize("bad", [(1, 1), (-1, 2), (0, 0), (True, 2), (0.5, 2)])
