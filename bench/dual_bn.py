@@ -3,15 +3,12 @@
 CPU (always): the ``dual_bn`` op on each CPU backend (``cpu``, the registry's default on CPU;
 ``ref``, the plain-PyTorch reference; ``ref_compiled``, the reference under ``torch.compile``)
 against two ``F.batch_norm`` calls on the two parts (+ the ``cat`` that makes one output) and
-one ``F.batch_norm`` over the whole batch (the lower bound), forward and forward + backward; and
-a ResNet-50 training step (forward, cross-entropy, backward, SGD-momentum step; small batch) with
-DualBN (50/50 split, ResNet tails fused, as the trainer builds it) on the default backend and on
-the reference, against the same step with plain batch norm.  All interleaved in one measurement.
-Headlines: ``compiled_ref_vs_single_bn`` (forward; target <= 1.15) and
+one ``F.batch_norm`` over the whole batch (the lower bound), forward and forward + backward, all
+interleaved in one measurement.  (A whole ResNet-50 training step with DualBN vs plain BN,
+issue #12's ``dual_bn_step_vs_bn_step``, is measured by ``bench train_step`` through the
+trainer's own step.)  Headlines: ``compiled_ref_vs_single_bn`` (forward; target <= 1.15) and
 ``default_vs_single_bn_fwd_bwd`` (what a training step pays per norm with the *default* CPU
-backend, whatever its name: ``default_backend`` in the JSON says which).  ``resnet50_dual_bn_step_vs_bn_step`` (target <= 1.10,
-issue #12's ``dual_bn_step_vs_bn_step``) is a secondary figure here; ``bench train_step``
-measures it for the trainer.
+backend, whatever its name: ``default_backend`` in the JSON says which).
 
 CUDA (where a GPU is present): the fused Triton kernel against the same torch baselines and a
 device copy of the same bytes (the bandwidth bound), NCHW and channels_last, fp16 and fp32;
@@ -25,8 +22,6 @@ from bench.common import Method, bench_args, measure, pin_threads, ratio, report
 
 BOUND_TARGET = 1.15
 """``compiled_ref_vs_single_bn`` target (forward)."""
-STEP_TARGET = 1.10
-"""``resnet50_dual_bn_step_vs_bn_step`` target (issue #12)."""
 EPS, MOMENTUM = 1e-5, 0.1
 CPU_BACKENDS = ("cpu", "ref", "ref_compiled")
 """The ``dual_bn`` backends timed on the CPU (the default one among them)."""
@@ -37,11 +32,6 @@ def get_args_parser():
     p.add_argument("--shape", type=int, nargs=4, metavar=("N", "C", "H", "W"), default=None,
                    help="batch shape (default 32 64 56 56, quick 16 64 28 28: ResNet-50 layer 1)")
     p.add_argument("--real-fraction", type=float, default=0.5, help="share of real samples")
-    p.add_argument("--step-batch", type=int, default=None,
-                   help="ResNet-50 step: batch size [16; quick 8]")
-    p.add_argument("--step-px", type=int, default=None,
-                   help="ResNet-50 step: input size in pixels [128; quick 64]")
-    p.add_argument("--no-step", action="store_true", help="skip the ResNet-50 step comparison")
     p.add_argument("--no-cuda", action="store_true", help="skip the CUDA section")
     return p
 
@@ -105,39 +95,6 @@ def _no_grad(fn):
     return run
 
 
-def step_methods(batch: int, px: int, backend: str) -> list[Method]:
-    """ResNet-50 train steps: plain BN, DualBN on the default backend, DualBN on ``ref``."""
-    import torch
-    import torch.nn.functional as F
-    import torchvision
-
-    from engine.ops.dual_bn import convert_dual_bn, dual_bn_split, fuse_resnet_tails
-
-    g = torch.Generator().manual_seed(2)
-    x = torch.randn(batch, 3, px, px, generator=g)
-    y = torch.randint(0, 1000, (batch,), generator=g)
-    methods = []
-    for name, dual_backend in (("resnet50_bn_step", None), ("resnet50_dual_bn_step", backend),
-                               ("resnet50_dual_bn_ref_step", "ref")):
-        torch.manual_seed(0)
-        model = torchvision.models.resnet50()
-        if dual_backend is not None:
-            model = convert_dual_bn(model, backend=dual_backend)
-            fuse_resnet_tails(model)
-        model.train()
-        opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-
-        def step(model=model, opt=opt):
-            with dual_bn_split(model, batch // 2):  # no-op on the plain model
-                loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
-        methods.append(Method(name, step, items_per_call=batch, warmup=2))
-    return methods
-
-
 def run_cpu(args) -> dict:
     import torch
 
@@ -149,8 +106,6 @@ def run_cpu(args) -> dict:
     print("compiling the reference (first time ~1 min on 2 cores; cached after)...",
           file=sys.stderr)
     methods = cpu_methods(x, k)
-    if not args.no_step:
-        methods += step_methods(args.step_batch, args.step_px, backend)
     results = measure(methods, rounds=args.rounds, min_seconds=args.min_seconds)
     headline = {
         "compiled_ref_vs_single_bn": ratio(results, "ref_compiled", "single_bn",
@@ -167,20 +122,10 @@ def run_cpu(args) -> dict:
             secondary[f"{tag}_vs_single_bn"] = ratio(results, name, "single_bn")
         secondary[f"{tag}_vs_single_bn_fwd_bwd"] = ratio(results, f"{name}_fwd_bwd",
                                                          "single_bn_fwd_bwd")
-    if not args.no_step:
-        for tag, method in (("", "resnet50_dual_bn_step"), ("ref_", "resnet50_dual_bn_ref_step")):
-            secondary[f"resnet50_{tag}dual_bn_step_vs_bn_step"] = ratio(
-                results, method, "resnet50_bn_step", target=STEP_TARGET)
-            secondary[f"resnet50_{tag}dual_bn_step_vs_bn_step_cpu_time"] = ratio(
-                results, method, "resnet50_bn_step", cpu=True)
-    step = "" if args.no_step else f"; ResNet-50 step {args.step_batch}x{args.step_px}px"
     return report(results, headline, secondary=secondary, item="sample",
                   title=f"dual BN (training), x={n}x{c}x{h}x{w} fp32 NCHW, {k} real, CPU, "
-                        f"{torch.get_num_threads()} threads, default backend {backend!r}{step}",
-                  extra={"shape": [n, c, h, w], "num_real": k, "default_backend": backend,
-                         "step": None if args.no_step else {"arch": "resnet50",
-                                                            "batch": args.step_batch,
-                                                            "px": args.step_px}})
+                        f"{torch.get_num_threads()} threads, default backend {backend!r}",
+                  extra={"shape": [n, c, h, w], "num_real": k, "default_backend": backend})
 
 
 TRITON_CASES_QUICK = [(layout, dtype, 64) for layout in ("nchw", "channels_last")
@@ -271,8 +216,6 @@ def main(argv=None) -> dict:
 
     threads = pin_threads(args.threads)
     args.shape = args.shape or ([16, 64, 28, 28] if args.quick else [32, 64, 56, 56])
-    args.step_batch = args.step_batch or (8 if args.quick else 16)
-    args.step_px = args.step_px or (64 if args.quick else 128)
     out = run_cpu(args)
     if torch.cuda.is_available() and not args.no_cuda:
         out["cuda"] = run_cuda(args)
