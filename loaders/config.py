@@ -50,7 +50,9 @@ class LoaderConfig:
     channels_last: bool = False
     """Deliver images in torch.channels_last memory format (shape stays B,3,H,W)."""
     workers: int = 0
-    """Decode threads (ffcv, dali) or worker processes (torchvision); 0: one per CPU core."""
+    """Decode threads (ffcv, dali) or worker processes (torchvision); 0: one per CPU core
+    (ffcv uses at most numba's pool, one thread per core). The caller's torch thread count is
+    left as it was."""
     seed: int = 0
     """Seed of the sample order and of the subsets; batches depend only on (seed, epoch)."""
     order: Literal["random", "quasi_random", "sequential"] = "random"

@@ -17,9 +17,18 @@ same chunks. Only the fields a batch needs (image, label, sample_id) are decoded
 field of the file (recipe, prompt, ...) is disabled from the file's own field list. A worker
 exception, or no batch within ``LoaderConfig.timeout``, raises :class:`LoaderWorkerError`
 instead of blocking forever (FFCV's own iterator waits forever when its thread dies).
+
+Thread counts: FFCV sets torch's (process-wide) and numba's thread count to its decode threads
+whenever it builds a pipeline or starts an epoch (``Compiler.set_num_threads``), which would
+leave the trainer's model and the evaluation running with the loader's count. Every FFCV call
+here runs inside :func:`_keep_threads`, which restores the caller's counts afterwards; an epoch
+first waits until its decode thread has set its own (numba's count is per thread, so the decode
+thread keeps ``workers`` threads). ``workers`` is capped at numba's pool size (one per core
+unless ``NUMBA_NUM_THREADS`` says otherwise), the most FFCV can use.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import queue
 import threading
@@ -31,7 +40,7 @@ import torch
 from loaders.batch import Batch
 from loaders.errors import LoaderConfigError, LoaderWorkerError
 
-__all__ = ["FFCVBackend", "image_pipeline", "require"]
+__all__ = ["FFCVBackend", "image_pipeline", "decode_threads", "require"]
 
 _FAILED = object()
 """Queue marker: the epoch thread died (its exception is on the iterator)."""
@@ -55,6 +64,30 @@ def _threading_layer_is_threadsafe() -> bool:
         except ImportError:
             continue
     return False
+
+
+def decode_threads(config) -> int:
+    """FFCV's decode threads for ``config.workers`` (0: one per core), at most numba's pool."""
+    import numba
+
+    pool = numba.config.NUMBA_NUM_THREADS
+    return min(config.workers, pool) if config.workers > 0 else pool
+
+
+@contextlib.contextmanager
+def _keep_threads():
+    """Restore the calling thread's torch and numba thread counts after FFCV's calls (module
+    doc)."""
+    import numba
+
+    torch_threads, numba_threads = torch.get_num_threads(), numba.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
+        if numba.get_num_threads() != numba_threads:
+            numba.set_num_threads(numba_threads)
 
 
 def _on_gpu(config) -> bool:
@@ -107,7 +140,8 @@ class _SafeMixin:
         self.order = np.concatenate(chunks) if chunks else np.zeros(0, np.uint64)
         self.metadata = loader.reader.metadata
         self.current_batch_slot = 0
-        self.iter_ixes = iter(chunks)
+        self.threads_set = threading.Event()
+        self.iter_ixes = self._chunks(chunks)
         self.closed = False
         self.output_queue = queue.Queue(loader.batches_ahead)
         self.terminate_event = threading.Event()
@@ -125,11 +159,20 @@ class _SafeMixin:
         self.memory_allocations = loader.graph.allocate_memory(loader.batch_size,
                                                                loader.batches_ahead + 2)
         self.start()
+        # FFCV's run() sets the thread counts, then asks for its first chunk: from then on the
+        # caller's torch count can be restored without this thread setting it again
+        while not self.threads_set.wait(0.05) and self.is_alive():
+            pass
+
+    def _chunks(self, chunks):
+        self.threads_set.set()
+        yield from chunks
 
     def run(self):
         try:
             super().run()
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, never lost
+            self.threads_set.set()
             self.error = exc
             while not self.terminate_event.is_set():
                 try:
@@ -193,23 +236,29 @@ class _FileLoader:
             pipelines["sample_id"] = [IntDecoder(), ToTensor()]
         self.outputs = [n for n in fields if pipelines[n] is not None]
         self.image_index = self.outputs.index(image_field)
-        self.loader = Loader(path, batch_size=config.batch_size,
-                             num_workers=config.workers or -1, os_cache=config.os_cache,
-                             order=OrderOption.SEQUENTIAL, seed=0, pipelines=pipelines,
-                             drop_last=False, batches_ahead=config.batches_ahead)
+        with _keep_threads():
+            self.loader = Loader(path, batch_size=config.batch_size,
+                                 num_workers=decode_threads(config), os_cache=config.os_cache,
+                                 order=OrderOption.SEQUENTIAL, seed=0, pipelines=pipelines,
+                                 drop_last=False, batches_ahead=config.batches_ahead)
 
     def epoch(self, chunks: list[np.ndarray]):
         from ffcv.pipeline.compiler import Compiler
 
-        Compiler.set_num_threads(self.loader.num_workers)
-        if self.loader.code is None:
-            self.loader.generate_code()
-        return _epoch_iterator_class()(self.loader, chunks, self.config.timeout, self.path,
-                                       self.lock)
+        with _keep_threads():
+            Compiler.set_num_threads(self.loader.num_workers)
+            if self.loader.code is None:
+                self.loader.generate_code()
+            return _epoch_iterator_class()(self.loader, chunks, self.config.timeout, self.path,
+                                           self.lock)
 
     def set_image_size(self, size: int) -> None:
+        from ffcv.pipeline.compiler import Compiler
+
         self.decoder.output_size = (size, size)
-        self.loader.generate_code()
+        with _keep_threads():  # compile for this loader's threads, not the last loader's
+            Compiler.set_num_threads(self.loader.num_workers)
+            self.loader.generate_code()
 
 
 class FFCVBackend:

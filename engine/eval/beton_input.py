@@ -92,16 +92,8 @@ class BetonStream:
         return len(self.loader)
 
     def __iter__(self):
-        import torch
-
-        threads = torch.get_num_threads()
-        try:
-            for images, _, _ in self.loader:
-                if torch.get_num_threads() != threads:
-                    torch.set_num_threads(threads)  # FFCV sets torch's threads to its own
-                yield images
-        finally:
-            torch.set_num_threads(threads)
+        for images, _, _ in self.loader:  # the loaders keep the caller's torch threads
+            yield images
 
     def close(self) -> None:
         if self.loader is not None:

@@ -203,3 +203,44 @@ def test_quasi_random_order_with_the_process_cache(files):
         assert ids == [plan.batch(b).tolist() for b in range(len(plan))]  # sample_id = row
         flat = sum(ids, [])
         assert len(flat) == 24 and len(set(flat)) == 24
+
+
+@pytest.mark.timeout(300)
+def test_the_callers_thread_counts_survive_ffcv_and_its_decode_threads_keep_theirs(
+        files, monkeypatch):
+    """FFCV sets torch's (process-wide) and numba's thread count to its decode threads when it
+    builds a pipeline and at every epoch start; the trainer's model must keep its own."""
+    import numba
+    from ffcv.loader.epoch_iterator import EpochIterator
+
+    pool = numba.config.NUMBA_NUM_THREADS
+    if pool < 2:
+        pytest.skip("needs 2 cores to tell the loader's thread count from the caller's")
+    seen = []
+    real_run = EpochIterator.run_pipeline
+
+    def spy(self, *args):
+        seen.append(numba.get_num_threads())  # in the decode thread
+        return real_run(self, *args)
+
+    monkeypatch.setattr(EpochIterator, "run_pipeline", spy)
+    before = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    try:
+        loader = make_loader(files["real"], cfg(workers=2))
+        for size in (SIZE, 24):
+            loader.set_image_size(size)
+            for _ in range(2):
+                for _ in loader:
+                    assert (torch.get_num_threads(), numba.get_num_threads()) == (1, 1)
+        loader.close()
+        assert seen and set(seen) == {2}
+        # more workers than numba's pool: capped (numba refuses more threads than its pool)
+        seen.clear()
+        assert len(list(make_loader(files["real"], cfg(workers=pool + 3)))) == 30 // 8
+        assert set(seen) == {pool}
+        assert (torch.get_num_threads(), numba.get_num_threads()) == (1, 1)
+    finally:
+        torch.set_num_threads(before[0])
+        numba.set_num_threads(before[1])
