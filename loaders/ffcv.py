@@ -18,17 +18,12 @@ field of the file (recipe, prompt, ...) is disabled from the file's own field li
 exception, or no batch within ``LoaderConfig.timeout``, raises :class:`LoaderWorkerError`
 instead of blocking forever (FFCV's own iterator waits forever when its thread dies).
 
-Thread counts: FFCV sets torch's (process-wide) and numba's thread count to its decode threads
-whenever it builds a pipeline or starts an epoch (``Compiler.set_num_threads``), which would
-leave the trainer's model and the evaluation running with the loader's count. Every FFCV call
-here runs inside :func:`_keep_threads`, which restores the caller's counts afterwards; an epoch
-first waits until its decode thread has set its own (numba's count is per thread, so the decode
-thread keeps ``workers`` threads). ``workers`` is capped at numba's pool size (one per core
-unless ``NUMBA_NUM_THREADS`` says otherwise), the most FFCV can use.
+FFCV's effects on the whole process are kept in bounds by :mod:`loaders.ffcv_runtime`: the
+caller's torch and numba thread counts survive every FFCV call here, and ``close()`` frees the
+loader's compiled pipelines at once without numba's finalizer noise.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import queue
 import threading
@@ -39,8 +34,9 @@ import torch
 
 from loaders.batch import Batch
 from loaders.errors import LoaderConfigError, LoaderWorkerError
+from loaders.ffcv_runtime import collect_garbage, decode_threads, keep_threads
 
-__all__ = ["FFCVBackend", "image_pipeline", "decode_threads", "require"]
+__all__ = ["FFCVBackend", "image_pipeline", "require"]
 
 _FAILED = object()
 """Queue marker: the epoch thread died (its exception is on the iterator)."""
@@ -64,30 +60,6 @@ def _threading_layer_is_threadsafe() -> bool:
         except ImportError:
             continue
     return False
-
-
-def decode_threads(config) -> int:
-    """FFCV's decode threads for ``config.workers`` (0: one per core), at most numba's pool."""
-    import numba
-
-    pool = numba.config.NUMBA_NUM_THREADS
-    return min(config.workers, pool) if config.workers > 0 else pool
-
-
-@contextlib.contextmanager
-def _keep_threads():
-    """Restore the calling thread's torch and numba thread counts after FFCV's calls (module
-    doc)."""
-    import numba
-
-    torch_threads, numba_threads = torch.get_num_threads(), numba.get_num_threads()
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != torch_threads:
-            torch.set_num_threads(torch_threads)
-        if numba.get_num_threads() != numba_threads:
-            numba.set_num_threads(numba_threads)
 
 
 def _on_gpu(config) -> bool:
@@ -236,7 +208,7 @@ class _FileLoader:
             pipelines["sample_id"] = [IntDecoder(), ToTensor()]
         self.outputs = [n for n in fields if pipelines[n] is not None]
         self.image_index = self.outputs.index(image_field)
-        with _keep_threads():
+        with keep_threads():
             self.loader = Loader(path, batch_size=config.batch_size,
                                  num_workers=decode_threads(config), os_cache=config.os_cache,
                                  order=OrderOption.SEQUENTIAL, seed=0, pipelines=pipelines,
@@ -245,7 +217,7 @@ class _FileLoader:
     def epoch(self, chunks: list[np.ndarray]):
         from ffcv.pipeline.compiler import Compiler
 
-        with _keep_threads():
+        with keep_threads():
             Compiler.set_num_threads(self.loader.num_workers)
             if self.loader.code is None:
                 self.loader.generate_code()
@@ -256,7 +228,7 @@ class _FileLoader:
         from ffcv.pipeline.compiler import Compiler
 
         self.decoder.output_size = (size, size)
-        with _keep_threads():  # compile for this loader's threads, not the last loader's
+        with keep_threads():  # compile for this loader's threads, not the last loader's
             Compiler.set_num_threads(self.loader.num_workers)
             self.loader.generate_code()
 
@@ -383,5 +355,10 @@ class FFCVBackend:
                      source=torch.from_numpy(file_of.astype(np.int64)))
 
     def close(self) -> None:
+        """Drop the FFCV loaders and free their compiled pipelines now (quietly, see
+        :func:`loaders.ffcv_runtime.collect_garbage`)."""
+        had = bool(self._loaders)
         self._loaders.clear()
         self._ring.clear()
+        if had:
+            collect_garbage()

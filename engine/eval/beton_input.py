@@ -13,7 +13,6 @@ until the next batch is requested (FFCV reuses its buffers).
 from __future__ import annotations
 
 import dataclasses
-import os
 
 BETON_BACKENDS = ("ffcv", "dali", "torchvision")
 """Loader backends that decode .beton sets (``loaders.config.LoaderConfig.backend``)."""
@@ -97,9 +96,8 @@ class BetonStream:
 
     def close(self) -> None:
         if self.loader is not None:
-            self.loader.close()
+            self.loader.close()  # FFCV's pipelines are freed there, without numba's noise
             self.loader = None
-            collect_loader_garbage()
 
     def __enter__(self):
         return self
@@ -107,39 +105,3 @@ class BetonStream:
     def __exit__(self, *exc):
         self.close()
 
-
-def collect_loader_garbage() -> None:
-    """Collect a closed loader's compiled FFCV pipelines now, without numba's noise.
-
-    FFCV compiles new numba dispatchers for every pipeline; when the cyclic garbage collector
-    frees them, numba's finalizer can raise ``KeyError`` while iterating their overloads (the
-    interpreter prints "Exception ignored in: <finalize object ...>" and a traceback to stderr,
-    several per set; nothing is lost but a little compiled code). Collecting right after the
-    loader closes, with only those finalizer errors dropped, keeps the CLI's output clean."""
-    import gc
-    import sys
-
-    previous = sys.unraisablehook
-
-    def hook(unraisable):
-        if not _numba_finalizer_error(unraisable):
-            previous(unraisable)
-
-    sys.unraisablehook = hook
-    try:
-        gc.collect()
-    finally:
-        sys.unraisablehook = previous
-
-
-def _numba_finalizer_error(unraisable) -> bool:
-    if not isinstance(unraisable.exc_value, KeyError):
-        return False
-    tb = unraisable.exc_traceback
-    while tb is not None:
-        code = tb.tb_frame.f_code
-        if code.co_name == "finalizer" and code.co_filename.replace(os.sep, "/").endswith(
-                "numba/core/dispatcher.py"):
-            return True
-        tb = tb.tb_next
-    return False

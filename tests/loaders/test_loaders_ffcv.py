@@ -244,3 +244,46 @@ def test_the_callers_thread_counts_survive_ffcv_and_its_decode_threads_keep_thei
     finally:
         torch.set_num_threads(before[0])
         numba.set_num_threads(before[1])
+
+
+@pytest.mark.timeout(300)
+def test_close_frees_the_pipelines_at_once_dropping_only_numbas_finalizer_error(
+        files, monkeypatch):
+    """FFCV's pipelines sit in reference cycles; when the collector frees their numba
+    dispatchers, numba's finalizer can raise KeyError ("Exception ignored in: <finalize
+    object ...>" on stderr, whenever the collector runs). close() frees them at once and drops
+    exactly those errors."""
+    import gc
+    import os
+    import sys
+    import weakref
+
+    loader = make_loader(files["real"], cfg())
+    assert len(list(loader)) == 30 // 8
+    ffcv_loader = weakref.ref(loader.backend._loaders[0].loader)
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(repr(u.exc_value)))
+    space = {}
+    exec(compile("def finalizer():\n    raise KeyError('numba')\n",  # as numba's own
+                 os.path.join("site-packages", "numba", "core", "dispatcher.py"), "exec"), space)
+
+    def finalizer():  # same name, another file: a real error, reported
+        raise KeyError("ours")
+
+    class Node:
+        pass
+
+    gc.collect()
+    gc.disable()  # only close() may collect
+    try:
+        for fn in (space["finalizer"], finalizer):
+            a, b = Node(), Node()
+            a.other, b.other = b, a                           # a cycle: freed by the collector
+            weakref.finalize(b, fn)
+        del a, b
+        assert ffcv_loader() is not None and seen == []
+        loader.close()
+        assert ffcv_loader() is None
+        assert seen == ["KeyError('ours')"]
+    finally:
+        gc.enable()

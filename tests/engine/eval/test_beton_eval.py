@@ -141,38 +141,6 @@ def test_an_open_stream_rereads_in_order_and_keeps_torch_threads(data):
     assert torch.get_num_threads() == 1
 
 
-def test_loader_garbage_is_collected_without_numba_finalizer_noise(monkeypatch):
-    """When the collector frees FFCV's compiled pipelines, numba's dispatcher finalizer can
-    raise KeyError (printed as "Exception ignored in: <finalize object ...>" tracebacks, on some
-    runs); the eval path collects right after each set and drops exactly those."""
-    import gc
-    import sys
-    import weakref
-
-    seen = []
-    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(repr(u.exc_value)))
-    space = {}
-    exec(compile("def finalizer():\n    raise KeyError('numba')\n",  # as numba's own
-                 os.path.join("site-packages", "numba", "core", "dispatcher.py"), "exec"), space)
-
-    def finalizer():  # same name, another file: a real error, reported
-        raise KeyError("ours")
-
-    class Node:
-        pass
-
-    for fn in (space["finalizer"], finalizer):
-        a, b = Node(), Node()
-        a.other, b.other = b, a                           # a cycle: freed by the collector
-        weakref.finalize(b, fn)
-    del a, b
-    from engine.eval.beton_input import collect_loader_garbage
-
-    collect_loader_garbage()
-    assert seen == ["KeyError('ours')"]
-    gc.collect()
-
-
 def test_bad_crop_and_backend_are_user_errors(data):
     from engine.errors import UserError
 
