@@ -20,7 +20,10 @@ instead of blocking forever (FFCV's own iterator waits forever when its thread d
 
 FFCV's effects on the whole process are kept in bounds by :mod:`loaders.ffcv_runtime`: the
 caller's torch and numba thread counts survive every FFCV call here, and ``close()`` frees the
-loader's compiled pipelines at once without numba's finalizer noise.
+loader's compiled pipelines at once without numba's finalizer noise; a loader reuses the
+compiled stages of an earlier loader of this process with the same file layout and options
+(:func:`loaders.ffcv_runtime.share_compiled_stages`), so it compiles once per spec, not per
+file and loader.
 """
 from __future__ import annotations
 
@@ -34,7 +37,8 @@ import torch
 
 from loaders.batch import Batch
 from loaders.errors import LoaderConfigError, LoaderWorkerError
-from loaders.ffcv_runtime import collect_garbage, decode_threads, keep_threads
+from loaders.ffcv_runtime import (collect_garbage, decode_threads, keep_threads,
+                                  share_compiled_stages)
 
 __all__ = ["FFCVBackend", "image_pipeline", "require"]
 
@@ -213,6 +217,17 @@ class _FileLoader:
                                  num_workers=decode_threads(config), os_cache=config.os_cache,
                                  order=OrderOption.SEQUENTIAL, seed=0, pipelines=pipelines,
                                  drop_last=False, batches_ahead=config.batches_ahead)
+        self.shared = share_compiled_stages(self.loader, self.pipeline_key(config.image_size))
+
+    def pipeline_key(self, size: int) -> tuple:
+        """Everything FFCV's compiled stages depend on besides their arguments: the file's
+        field layout and decoded fields, decode threads, memory manager and page size, and
+        the image pipeline's options (:func:`image_pipeline`)."""
+        c, reader = self.config, self.loader.reader
+        layout = tuple((name, type(f).__name__) for name, f in reader.handlers.items())
+        return (layout, tuple(self.outputs), self.loader.num_workers, c.os_cache,
+                int(reader.page_size), c.pipeline, size, c.crop_scale, c.crop_ratio, c.flip,
+                c.center_crop_ratio, c.dtype, c.mean, c.std, c.device)
 
     def epoch(self, chunks: list[np.ndarray]):
         from ffcv.pipeline.compiler import Compiler
@@ -231,6 +246,7 @@ class _FileLoader:
         with keep_threads():  # compile for this loader's threads, not the last loader's
             Compiler.set_num_threads(self.loader.num_workers)
             self.loader.generate_code()
+        self.shared = share_compiled_stages(self.loader, self.pipeline_key(size))
 
 
 class FFCVBackend:

@@ -287,3 +287,37 @@ def test_close_frees_the_pipelines_at_once_dropping_only_numbas_finalizer_error(
         assert seen == ["KeyError('ours')"]
     finally:
         gc.enable()
+
+
+def compiles(fn):
+    """(result of fn(), names of the functions numba compiled meanwhile, in any thread)."""
+    from numba.core import event
+
+    with event.install_recorder("numba:compile") as rec:
+        out = fn()
+    return out, [e.data["dispatcher"].py_func.__name__ for _, e in rec.buffer
+                 if e.is_start]
+
+
+@pytest.mark.timeout(300)
+def test_a_loader_reuses_the_compiled_pipeline_of_an_earlier_one_with_the_same_spec(
+        files, tmp_path):
+    """FFCV compiles each loader's pipeline anew (~1-2 s per loader and file); a later loader
+    of the same spec, even over another file of the same layout, runs the stages already
+    compiled in this process, with the same pixels, labels and ids."""
+    spec = cfg(**FIXED, seed=11)
+    first = make_loader(files["syn0"], spec)
+    list(first)
+    other = write_beton(tmp_path / "other.beton", 18, num_classes=3, label_base=10,
+                        synthetic=True, sample_id_base=300)
+    loader = make_loader(other, spec)
+    _, names = compiles(lambda: check_batches(loader, [loader.sources[0]], epochs=1))
+    # only FFCV's memory reader, compiled eagerly inside ffcv's Loader(), is left
+    assert set(names) <= {"read"}, names
+    assert loader.backend._loaders[0].shared
+    # a different spec compiles its own pipeline (and still gives the right pixels)
+    resized = make_loader(other, spec.replace(image_size=SIZE - 4))
+    assert next(iter(resized)).images.shape[-1] == SIZE - 4
+    assert not resized.backend._loaders[0].shared
+    for lo in (first, loader, resized):
+        lo.close()
