@@ -123,17 +123,14 @@ class BatchLoader:
 
 
 def _check_labels(real: BetonSource, syn: BetonSource, how: str) -> None:
+    """Refuse domains whose label spaces differ (``how``: equal | subset | off), naming both:
+    by the classes the files record (:mod:`loaders.sources`) when both do, else by label
+    numbers."""
     if how == "off":
         return
-    rc, sc = getattr(real, "classes", None), getattr(syn, "classes", None)
-    if rc and sc:  # both files record their classes: the same label must be the same class
-        clash = [(k, rc[k], sc[k]) for k in sorted(set(rc) & set(sc)) if rc[k] != sc[k]]
-        if clash:
-            k, a, b = clash[0]
-            raise LabelSpaceError(
-                f"label spaces differ: label {k} is {a!r} in real {real.name} but {b!r} in "
-                f"synthetic {syn.name} ({len(clash)} labels disagree). Were both made with the "
-                "same labels (ImageNet-1K index vs --compact-labels)? Re-pack one of them")
+    if real.classes and syn.classes:
+        _check_recorded_classes(real, syn, how)
+        return
     lr, ls = set(np.unique(real.labels).tolist()), set(np.unique(syn.labels).tolist())
     bad = ls - lr if how == "subset" else ls ^ lr
     if not bad:
@@ -145,8 +142,54 @@ def _check_labels(real: BetonSource, syn: BetonSource, how: str) -> None:
         f"label spaces differ: real {real.name} has {span(lr)}; synthetic {syn.name} has "
         f"{span(ls)}" + (f"; only synthetic: {only_syn[:5]}" if only_syn else "")
         + (f"; only real: {only_real[:5]}" if only_real and how == "equal" else "")
-        + ". Were both made with the same labels (ImageNet-1K index vs --compact-labels)? "
-        "Re-pack one of them, or set label_check=subset/off if this is intended")
+        + f". {_LABEL_HINT}, or set label_check=subset/off if this is intended")
+
+
+_LABEL_HINT = ("Were both made with the same labels (ImageNet-1K index vs --compact-labels)? "
+               "Re-pack one of them")
+
+
+def _check_recorded_classes(real: BetonSource, syn: BetonSource, how: str) -> None:
+    """The label-space check by recorded class names/wnids (``loaders.sources.same_class``)."""
+    from loaders.sources import class_key, same_class
+
+    rc, sc = real.classes, syn.classes
+
+    def used(source, classes) -> dict:  # class key -> label, for the labels the rows use
+        return {(class_key(classes[k]) if k in classes else f"label {k}"): k
+                for k in np.unique(source.labels).tolist()}
+
+    def named(classes, label) -> str:
+        e = classes.get(label)
+        return f"{e.name!r}" + (f" ({e.wnid})" if e.wnid else "") if e else f"label {label}"
+
+    ur, us = used(real, rc), used(syn, sc)
+    moved = [(key, ur[key], us[key]) for key in sorted(set(ur) & set(us)) if ur[key] != us[key]]
+    if moved:
+        key, a, b = moved[0]
+        raise LabelSpaceError(
+            f"label spaces differ: real {real.name} and synthetic {syn.name} number the same "
+            f"classes differently: {named(rc, a)} is label {a} in real but {b} in synthetic "
+            f"({len(moved)} classes renumbered). {_LABEL_HINT}")
+    clash = [k for k in sorted(set(rc) & set(sc)) if not same_class(rc[k], sc[k])]
+    if clash:
+        k = clash[0]
+        raise LabelSpaceError(
+            f"label spaces differ: label {k} is {named(rc, k)} in real {real.name} but "
+            f"{named(sc, k)} in synthetic {syn.name} ({len(clash)} labels disagree). "
+            f"{_LABEL_HINT}")
+    only_syn = sorted(set(us) - set(ur), key=us.get)
+    only_real = sorted(set(ur) - set(us), key=ur.get) if how == "equal" else []
+    if only_syn or only_real:
+        raise LabelSpaceError(
+            f"label spaces differ: real {real.name} has {len(ur)} classes, synthetic "
+            f"{syn.name} {len(us)}"
+            + (f"; only synthetic: {', '.join(named(sc, us[k]) for k in only_syn[:5])}"
+               if only_syn else "")
+            + (f"; only real: {', '.join(named(rc, ur[k]) for k in only_real[:5])}"
+               if only_real else "")
+            + ". Were both made for the same classes? Set label_check=subset/off if this is "
+            "intended")
 
 
 class DualDomainLoader(BatchLoader):

@@ -10,6 +10,14 @@ page of each image. The fields to decode are found from the file's field descrip
 real files (``image,label,sample_id``) and generated files (``+recipe,prompt``) open the same
 way without the caller naming fields.
 
+What a file *is* comes from the description stored in it (``BetonReader.info``, a
+:class:`loaders.beton.schema.FileInfo` written by ``pack``, ``generate`` and ``merge``): its
+kind (real or generated) and the class behind each label (name and wnid). Only a file without
+that description (written by FFCV's own writer or an older synthclone) falls back to a guess:
+generated when it has the fields only generated files carry (``recipe``, ``prompt``), real
+otherwise; its classes are then unknown (``classes`` is None) and label spaces are compared by
+label numbers alone. All files of one source must be of one kind.
+
 Rows are addressed three ways: a *position* ``0..len(source)-1`` (after the subset), a *row*
 ``0..total-1`` of the concatenation (``rows[pos]``), and ``(file index, index in file)``.
 """
@@ -22,12 +30,15 @@ from ffcv.fields import IntField, RGBImageField
 
 from loaders.beton.format import IMAGE_MODE_RAW, BetonFormatError
 from loaders.beton.reader import BetonReader
+from loaders.beton.schema import KIND_GENERATED, KIND_REAL, ClassEntry
 from loaders.errors import LoaderConfigError
 
-__all__ = ["BetonSource", "SYNTHETIC_MARKER_FIELDS", "as_source"]
+__all__ = ["BetonSource", "SYNTHETIC_MARKER_FIELDS", "as_source", "file_kind", "class_key",
+           "same_class"]
 
 SYNTHETIC_MARKER_FIELDS = ("recipe", "prompt")
-"""Fields only generated files carry (DESIGN.md ".beton fields")."""
+"""Fields only generated files carry (DESIGN.md ".beton fields"): the kind of a file that does
+not record one."""
 LABEL_FIELD = "label"
 SAMPLE_ID_FIELD = "sample_id"
 
@@ -54,25 +65,55 @@ def image_field_of(reader: BetonReader) -> str:
         else f"no image field (fields: {', '.join(reader.fields)})"))
 
 
-def _is_generated(reader: BetonReader) -> bool:
-    """The kind the file records (``loaders.beton.schema.FileInfo``), else the fields only
-    generated files carry."""
-    kind = getattr(getattr(reader, "info", None), "kind", None)
-    if kind is not None:
-        return kind == "generated"
-    return any(m in reader.fields for m in SYNTHETIC_MARKER_FIELDS)
+def file_kind(reader: BetonReader) -> tuple[str, bool]:
+    """``(kind, recorded)``: the kind the file records in its :class:`FileInfo`
+    (``recorded=True``), else the guess from its fields (module doc)."""
+    if reader.info is not None:
+        return reader.info.kind, True
+    guess = any(m in reader.fields for m in SYNTHETIC_MARKER_FIELDS)
+    return (KIND_GENERATED if guess else KIND_REAL), False
+
+
+def class_key(entry: ClassEntry) -> str:
+    """What identifies a class across files: its wnid, else its name (case-insensitive)."""
+    return entry.wnid or entry.name.strip().lower()
+
+
+def same_class(a: ClassEntry, b: ClassEntry) -> bool:
+    """Two entries name one class: equal wnids when both have one, else equal names."""
+    if a.wnid and b.wnid:
+        return a.wnid == b.wnid
+    return a.name.strip().lower() == b.name.strip().lower()
+
+
+def _kind_of(readers) -> str:
+    kinds = {r.path: file_kind(r)[0] for r in readers}
+    if len(set(kinds.values())) > 1:
+        real = next(p for p, k in kinds.items() if k == KIND_REAL)
+        gen = next(p for p, k in kinds.items() if k == KIND_GENERATED)
+        raise LoaderConfigError(f"{gen} holds generated images but {real} real ones: one source "
+                                "takes files of one kind; give them as the real and synthetic "
+                                "sources of a DualDomainLoader")
+    return next(iter(kinds.values()))
 
 
 def _class_map(readers) -> dict | None:
-    """label -> class key (wnid, else name) recorded by every file, or None when a file
-    records no classes (files written by FFCV itself or by older versions)."""
+    """label -> :class:`ClassEntry` as every file records it, or None when a file records no
+    classes; files of one source that name a label differently are refused."""
     out: dict = {}
+    where: dict = {}
     for r in readers:
-        classes = getattr(getattr(r, "info", None), "classes", None)
+        classes = r.info.classes if r.info is not None else None
         if not classes:
             return None
         for label, entry in classes.items():
-            out.setdefault(int(label), getattr(entry, "wnid", None) or getattr(entry, "name", ""))
+            label = int(label)
+            if label in out and not same_class(out[label], entry):
+                raise LoaderConfigError(
+                    f"label {label} is {out[label].name!r} in {where[label]} but {entry.name!r} "
+                    f"in {r.path}: one source takes files of one label space")
+            out.setdefault(label, entry)
+            where.setdefault(label, r.path)
     return out
 
 
@@ -90,7 +131,17 @@ class BetonSource:
             raise LoaderConfigError("a source needs at least one .beton file")
         self.paths = [os.fspath(p) for p in paths]
         self.name = name or ", ".join(self.paths)
-        readers = [_open(p) for p in self.paths]
+        readers = []
+        try:
+            for p in self.paths:
+                readers.append(_open(p))
+            self._read(readers)
+        finally:
+            for r in readers:
+                r.close()
+        self.rows = self._check_subset(subset)
+
+    def _read(self, readers) -> None:
         self.image_field = image_field_of(readers[0])
         for r in readers:
             if len(r) == 0:
@@ -108,8 +159,11 @@ class BetonSource:
             np.int64)
         self.has_sample_id = all(isinstance(r.fields.get(SAMPLE_ID_FIELD), IntField)
                                  for r in readers)
-        self.synthetic = all(_is_generated(r) for r in readers)
+        self.kind = _kind_of(readers)
+        """``"real"`` or ``"generated"`` (recorded in the files, else guessed; module doc)."""
+        self.synthetic = self.kind == KIND_GENERATED
         self.classes = _class_map(readers)
+        """label -> :class:`ClassEntry` recorded by every file, or None (module doc)."""
         self.fields = [list(r.fields) for r in readers]
         self.pages_all = self._pages(readers)
         self.image_heights = np.concatenate([_column(r, self.image_field)["height"]
@@ -120,9 +174,6 @@ class BetonSource:
                                          for r in readers])
         self.sample_ids_all = (np.concatenate([_column(r, SAMPLE_ID_FIELD) for r in readers])
                                .astype(np.int64) if self.has_sample_id else None)
-        for r in readers:
-            r.close()
-        self.rows = self._check_subset(subset)
 
     def _pages(self, readers) -> np.ndarray:
         """Global page number of each row's image data (for quasi-random order)."""
