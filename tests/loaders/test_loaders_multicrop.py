@@ -2,8 +2,8 @@
 local crops) is cut from on the device: ``LoaderConfig(dtype="uint8", crop_scale=(1, 1),
 image_size=BASE)`` delivers each whole image (its aspect ratio clamped to ``crop_ratio``, as
 RandomResizedCrop's fallback does) resized to BASE x BASE as uint8 pixels, decoded once per
-image; the trainer cuts the global and local crops from it (``engine.train.augment.MultiCrop``
-on branch ``train``). Pinned here for FFCV and torchvision: within resampling and rounding
+image; the trainer cuts the global and local crops from it (``engine.train.augment.MultiCrop``).
+Pinned here for FFCV and torchvision: within resampling and rounding
 tolerance of the whole image, and closer to it than to the centre square."""
 import cv2
 import numpy as np
