@@ -82,17 +82,23 @@ def resample_seed(seed: int, attempt: int) -> int:
     return derive_seed("resample", seed, attempt)
 
 
-def initial_noise(seed: int, shape: tuple, device="cpu", dtype=None):
-    """Gaussian noise of ``shape`` from a CPU generator seeded with ``seed`` (device-independent)."""
+def initial_noise(seed: int, shape: tuple, device="cpu", dtype=None, draws: int = 1):
+    """Gaussian noise of ``shape`` from a CPU generator seeded with ``seed`` (device-independent);
+    ``draws > 1``: a tuple of that many consecutive draws from the same generator."""
     import torch
 
     g = torch.Generator("cpu").manual_seed(int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
-    x = torch.randn(shape, generator=g, dtype=torch.float32)
-    return x.to(device=device, dtype=dtype or torch.float32)
+    xs = tuple(torch.randn(shape, generator=g, dtype=torch.float32).to(
+        device=device, dtype=dtype or torch.float32) for _ in range(draws))
+    return xs[0] if draws == 1 else xs
 
 
-def batch_noise(seeds: list[int], shape: tuple, device="cpu", dtype=None):
-    """(B, *shape) noise: row i's noise depends only on ``seeds[i]``."""
+def batch_noise(seeds: list[int], shape: tuple, device="cpu", dtype=None, draws: int = 1):
+    """(B, *shape) noise: row i's noise depends only on ``seeds[i]``; ``draws > 1``: a tuple of
+    (B, *shape) tensors, the k-th from each row generator's k-th draw."""
     import torch
 
-    return torch.stack([initial_noise(s, shape, device, dtype) for s in seeds])
+    if draws == 1:
+        return torch.stack([initial_noise(s, shape, device, dtype) for s in seeds])
+    rows = [initial_noise(s, shape, device, dtype, draws=draws) for s in seeds]
+    return tuple(torch.stack([r[k] for r in rows]) for k in range(draws))

@@ -60,15 +60,14 @@ class Denoiser:
         self.times = dict.fromkeys(self.times, 0.0)
         self.unet_calls = 0
 
-    def check_modes(self, modes) -> None:
+    def check_modes(self, modes, model: str | None = None) -> None:
         """Refuse, before any work, conditioning modes this model's family cannot run."""
         from engine.errors import ConfigError
+        from engine.generate.families import family_of, modes_problem
 
-        missing = sorted(set(modes) - set(self.conditioners))
-        if missing:
-            raise ConfigError(f"the plan has {'/'.join(missing)} rows, which a "
-                              f"{type(self.pipe).__name__} cannot generate (it supports "
-                              f"{', '.join(sorted(self.conditioners))})")
+        problem = modes_problem(family_of(self.pipe), modes, model or "this model")
+        if problem:
+            raise ConfigError(problem)
 
     # ------------------------------------------------------------------ helpers
     def seeds(self, batch: Batch) -> list[int]:
@@ -100,22 +99,32 @@ class Denoiser:
         cond, uncond = self.conditioners[key.mode](batch.rows, key.guidance)
         both = Conditioning.cat([uncond, cond]) if uncond is not None and self.cfg_batched else None
 
-        # 2. per-row initial noise (CPU generator per row: independent of batch/shard/device)
-        noise = batch_noise(self.seeds(batch), self.latent_shape(batch), self.device,
-                            torch.float32)                             # (B, C, h, w)
+        # 2. initial latents: per-row noise (a CPU generator per row, so a row's image never
+        #    depends on its batch, shard or device)
+        shape = self.latent_shape(batch)
+        begin = 0
         if key.mode == "img2img":
-            # 2b. img2img: start from the noised latents of the real image (seed 004 §2.4)
+            # 2b. img2img (seed 004 §2.4 "via real images and class labels"): the real image's
+            #     latents noised to the first kept timestep, as StableDiffusionImg2ImgPipeline
+            #     does with a generator per row (a posterior sample, then the noise)
             init_steps = min(int(key.steps * key.strength), key.steps)
-            timesteps = timesteps[(key.steps - init_steps) * scheduler.order:]
+            begin = (key.steps - init_steps) * scheduler.order
+            timesteps = timesteps[begin:]
+            posterior, noise = batch_noise(self.seeds(batch), shape, self.device, torch.float32,
+                                           draws=2)                    # (B, C, h, w) each
             with torch.no_grad():
                 x = load_init_images(self.image_loader, batch.rows, key.height, key.width,
                                      self.device).to(self.vae.dtype)   # (B, 3, H, W)
-                init = self.vae.encode(x).latent_dist.mode().float() * self.scaling_factor
+                dist = self.vae.encode(x).latent_dist
+                init = (dist.mean.float() + dist.std.float() * posterior) * self.scaling_factor
             if len(timesteps) == 0:
                 return init
             latents = scheduler.add_noise(init, noise, timesteps[:1].repeat(len(batch.rows)))
         else:
+            noise = batch_noise(self.seeds(batch), shape, self.device, torch.float32)
             latents = noise * scheduler.init_noise_sigma              # fp32 for the scheduler
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(begin)
 
         # 3. denoising loop; classifier-free guidance in one UNet call when cfg_batched
         with torch.no_grad():
@@ -133,13 +142,27 @@ class Denoiser:
                 latents = scheduler.step(eps, t, latents).prev_sample
         return latents                                                 # (B, C, h, w)
 
+    def unscale(self, latents):
+        """Latents -> the VAE's input scale (``latents_mean``/``latents_std`` where the VAE
+        config has them, as the SDXL pipeline does; else ``/ scaling_factor``)."""
+        import torch
+
+        cfg = self.vae.config
+        mean, std = getattr(cfg, "latents_mean", None), getattr(cfg, "latents_std", None)
+        if mean is not None and std is not None:
+            view = (1, len(mean), 1, 1)
+            mean = torch.tensor(mean, device=latents.device, dtype=latents.dtype).view(view)
+            std = torch.tensor(std, device=latents.device, dtype=latents.dtype).view(view)
+            return latents * std / self.scaling_factor + mean
+        return latents / self.scaling_factor
+
     def decode(self, latents):
         """Images (B, 3, H, W) float in [-1, 1]; rows with NaN from a half VAE retry in fp32."""
         import torch
 
         t0 = time.perf_counter()
         with torch.no_grad():
-            z = (latents / self.scaling_factor).to(self.vae.dtype)
+            z = self.unscale(latents).to(self.vae.dtype)
             x = self.vae.decode(z.to(memory_format=self.memory_format)).sample.float()
             bad = ~torch.isfinite(x).flatten(1).all(1)
             if bad.any() and self.vae.dtype != torch.float32:
@@ -147,7 +170,6 @@ class Denoiser:
                     import copy
 
                     self.vae_fp32 = copy.deepcopy(self.vae).float()
-                x[bad] = self.vae_fp32.decode(latents[bad].float() / self.scaling_factor).sample
+                x[bad] = self.vae_fp32.decode(self.unscale(latents[bad].float())).sample
         self.times["decode"] += time.perf_counter() - t0
         return x.clamp(-1, 1)
-

@@ -63,6 +63,7 @@ class GenerateRun:
     def setup(self) -> None:
         if self.model is None:
             require_model(self.cfg)
+        self.cfg = real_source(self.cfg, self.plan)
         i, n = self.shard
         work = limit_rows(self.plan, self.limit)
         work = work.shard(i, n) if n > 1 else work
@@ -101,18 +102,19 @@ class GenerateRun:
 
         cfg, device, dtype = self.cfg, self.device, self.dtype
         modes = {conditioning_mode(r) for r in self.rows}
-        pipe = self.model if self.model is not None else load_model(
-            cfg.model, cfg.model_config, cfg.safety_checker,
-            with_image_encoder="variation" in modes)
-        self.applied = prepare(pipe, cfg, device, dtype)
         loader = None
         if modes - {"text"}:
             from engine.generate.images import RealImages
 
             loader = RealImages(cfg.real)
+        if self.model is None:
+            check_family(cfg, modes)                        # before loading a large model
+        pipe = self.model if self.model is not None else load_model(
+            cfg.model, cfg.model_config, cfg.safety_checker)
+        self.applied = prepare(pipe, cfg, device, dtype)
         self.denoiser = Denoiser(pipe, device, dtype, cfg.cfg_batched, cfg.embed_cache,
                                  self.applied["channels_last"], image_loader=loader)
-        self.denoiser.check_modes(modes)
+        self.denoiser.check_modes(modes, f"--model {cfg.model}")
         self.safety_checker = None
         if getattr(pipe, "safety_checker", None) is not None:
             def flagged(x):
@@ -257,6 +259,30 @@ class GenerateRun:
     def _dropped(self) -> dict:
         return {"clip_dropped": self.clip.dropped if self.clip is not None else [],
                 "failed_sample_ids": self.loop.failed_ids}
+
+
+def check_family(cfg: GenerateConfig, modes) -> None:
+    """Refuse rows the model's family cannot generate, when the family is known without loading
+    the model (built-ins, folders, checkpoint files, cached hub ids)."""
+    from engine.errors import ConfigError
+    from engine.generate.families import modes_problem
+    from engine.generate.models import spec_family
+
+    family = spec_family(cfg.model, cfg.model_config)
+    problem = family and modes_problem(family, modes, f"--model {cfg.model}")
+    if problem:
+        raise ConfigError(problem)
+
+
+def real_source(cfg: GenerateConfig, plan) -> GenerateConfig:
+    """``cfg`` with ``real`` = the plan's recorded real-image source when none is given and the
+    plan has image-conditioned rows (``synthclone plan --from-images`` records it)."""
+    import dataclasses
+
+    recorded = (plan.header.get("real_images") or {}).get("source")
+    if cfg.real is None and recorded and any(r.init_image is not None for r in plan.rows):
+        return dataclasses.replace(cfg, real=recorded)
+    return cfg
 
 
 def limit_rows(plan, limit: int | None):

@@ -93,6 +93,16 @@ def torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
+def vae_dtype_for(vae, dtype):
+    """The VAE's dtype: ``dtype``, except fp32 for an fp16 run of a VAE whose config says
+    ``force_upcast`` (SDXL's VAE overflows in fp16; its pipeline decodes in fp32 too)."""
+    import torch
+
+    if dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
+        return torch.float32
+    return dtype
+
+
 def prepare(pipe, cfg, device, dtype) -> dict:
     """Apply device, dtype, attention backend, fused QKV, channels_last, VAE slicing/tiling and
     torch.compile to ``pipe`` in place; return what was applied (for the run record)."""
@@ -110,10 +120,15 @@ def prepare(pipe, cfg, device, dtype) -> dict:
                              "model again to change device/dtype/attention/compile switches")
         return dict(done[1])
     pipe.to(device)
-    for m in (pipe.unet, pipe.text_encoder, pipe.vae, getattr(pipe, "image_encoder", None)):
-        if m is not None and m.dtype != dtype:
-            cast(m, dtype)
+    vae_dtype = vae_dtype_for(pipe.vae, dtype)
+    for name, m in pipe.components.items():
+        if isinstance(m, torch.nn.Module) and name != "safety_checker":
+            want = vae_dtype if name == "vae" else dtype
+            if m.dtype != want:
+                cast(m, want)
     applied = {"device": str(device), "dtype": str(dtype).replace("torch.", "")}
+    if vae_dtype != dtype:
+        applied["vae_dtype"] = str(vae_dtype).replace("torch.", "")
     applied["attention"] = attention.apply(pipe.unet, cfg.attention, device, cfg.fuse_qkv)
     attention.apply(pipe.vae, applied["attention"], device, cfg.fuse_qkv)
     if channels_last:

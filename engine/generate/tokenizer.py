@@ -42,10 +42,13 @@ def _vocab_files() -> tuple[str, str]:
     return vocab_path, merges_path
 
 
-def offline_clip_tokenizer():
-    """A ``transformers.CLIPTokenizer`` equal (ids) to SD-1.x's tokenizer, with no download."""
+def offline_clip_tokenizer(pad_token: str = "<|endoftext|>"):
+    """A ``transformers.CLIPTokenizer`` equal (ids) to SD-1.x's tokenizer, with no download.
+
+    ``pad_token="!"`` gives SDXL's ``tokenizer_2`` (OpenCLIP ViT-bigG's: the same vocabulary,
+    padded with "!" = id 0 instead of the end-of-text token)."""
     from transformers import CLIPTokenizer
 
     vocab_path, merges_path = _vocab_files()
     return CLIPTokenizer(vocab_path, merges_path, model_max_length=MODEL_MAX_LENGTH,
-                         pad_token="<|endoftext|>")
+                         pad_token=pad_token)
