@@ -36,22 +36,27 @@ def _plan_with(init, strength, per_class=2):
     return Plan(dict(p.header), rows)
 
 
-def test_img2img_strength(real_folder, tmp_path):
-    same = _plan_with(lambda r: "img0.png", 0.0)
-    out = generate(same, str(tmp_path / "s0.beton"), cfg(real=real_folder))["out"]
-    imgs = read_all(out)
-    assert np.array_equal(imgs[0][1], imgs[1][1])    # strength 0: the encoded image, no noise
-    half = _plan_with(lambda r: "img0.png", 0.75)
-    imgs = read_all(generate(half, str(tmp_path / "s75.beton"), cfg(real=real_folder))["out"])
-    assert not np.array_equal(imgs[0][1], imgs[1][1])  # noise (per-row seed) now matters
+def test_img2img_rows_depend_on_their_seed_and_strength(real_folder, tmp_path):
+    half = _plan_with(lambda r: "img0.png", 0.5)
+    a = read_all(generate(half, str(tmp_path / "s50.beton"), cfg(real=real_folder))["out"])
+    assert not np.array_equal(a[0][1], a[1][1])      # same image and prompt, per-row noise
+    full = _plan_with(lambda r: "img0.png", 1.0)
+    b = read_all(generate(full, str(tmp_path / "s100.beton"), cfg(real=real_folder))["out"])
+    assert not np.array_equal(a[0][1], b[0][1])      # the strength reaches the sampler
 
 
 def test_variation_from_real_images(real_folder, tmp_path):
     plan = _plan_with(lambda r: f"img{r.sample_id % 2}.png", None)
     with pytest.raises(ValueError, match="--real"):
-        generate(plan, str(tmp_path / "x.beton"), cfg())
-    out = generate(plan, str(tmp_path / "v.beton"), cfg(real=real_folder))["out"]
+        generate(plan, str(tmp_path / "x.beton"), cfg(model="tiny-variation"))
+    with pytest.raises(ValueError, match=r"image variation .* rows, which --model tiny \(a "
+                                         r"StableDiffusionPipeline\) cannot generate.*"
+                                         r"lambdalabs/sd-image-variations-diffusers"):
+        generate(plan, str(tmp_path / "y.beton"), cfg(real=real_folder))
+    out = generate(plan, str(tmp_path / "v.beton"), cfg(model="tiny-variation",
+                                                       real=real_folder))["out"]
     assert sorted(read_all(out)) == [0, 1]
+    assert not os.path.exists(tmp_path / "y.beton") and not os.path.exists(tmp_path / "y.run")
 
 
 TINY_CLIP = {"embed_dim": 16,
@@ -211,8 +216,8 @@ def test_real_images_from_a_beton(real_folder, tmp_path):
                                                  "label": IntField()}, num_workers=0) as w:
         for i in range(2):
             w.append(i, {"image": (rng.random((32, 32, 3)) * 255).astype(np.uint8), "label": 0})
-    plan = _plan_with(lambda r: str(r.sample_id % 2), 0.0)
+    plan = _plan_with(lambda r: str(r.sample_id % 2), 0.5)
     with pytest.raises(ValueError, match="sample index"):
-        generate(_plan_with(lambda r: "img0.png", 0.0), str(tmp_path / "bad.beton"), cfg(real=real))
+        generate(_plan_with(lambda r: "img0.png", 0.5), str(tmp_path / "bad.beton"), cfg(real=real))
     imgs = read_all(generate(plan, str(tmp_path / "b.beton"), cfg(real=real))["out"])
     assert not np.array_equal(imgs[0][1], imgs[1][1])       # two different source images
