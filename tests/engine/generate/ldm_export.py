@@ -2,7 +2,10 @@
 checkpoint file, so ``from_single_file`` can be tested on a saved tiny model.
 
 The key layout is the one of CompVis' ``ldm`` code (``model.diffusion_model.*``,
-``first_stage_model.*``, ``cond_stage_model.transformer.*``); written for SD-1.x pipelines.
+``first_stage_model.*``, ``cond_stage_model.transformer.*``) for SD-1.x pipelines, and of
+Stability's ``sgm`` code for SDXL (``conditioner.embedders.0.transformer.*``: the CLIP ViT-L
+text encoder in transformers' layout; ``conditioner.embedders.1.model.*``: OpenCLIP bigG in
+open_clip's layout, fused q/k/v; ``label_emb``: the UNet's added embedding).
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ def unet_to_ldm(sd: dict, lpb: int) -> dict:
     """diffusers UNet2DConditionModel state dict -> ldm keys (``lpb``: layers per block)."""
     out = {}
     top = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
-           "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+           "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2",
+           "add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2"}
     for k, v in sd.items():
         p = k.split(".")
         head, tail = ".".join(p[:-1]), p[-1]
@@ -107,4 +111,59 @@ def export_single_file(pipe, path: str) -> None:
           **{f"first_stage_model.{k}": v for k, v in vae.items()},
           **{f"cond_stage_model.transformer.{_text_key(k)}": v
              for k, v in pipe.text_encoder.state_dict().items()}}
+    save_file({k: v.contiguous() for k, v in sd.items()}, path)
+
+
+OPEN_CLIP_LAYER = [("layer_norm1", "ln_1"), ("layer_norm2", "ln_2"), ("mlp.fc1", "mlp.c_fc"),
+                   ("mlp.fc2", "mlp.c_proj"), ("self_attn.out_proj", "attn.out_proj")]
+
+
+def text_to_open_clip(sd: dict) -> dict:
+    """transformers ``CLIPTextModelWithProjection`` -> open_clip text tower keys."""
+    out, qkv = {}, {}
+    top = {"text_model.embeddings.token_embedding.weight": "token_embedding.weight",
+           "text_model.embeddings.position_embedding.weight": "positional_embedding",
+           "text_model.final_layer_norm.weight": "ln_final.weight",
+           "text_model.final_layer_norm.bias": "ln_final.bias"}
+    for k, v in sd.items():
+        if k in top:
+            out[top[k]] = v
+        elif k == "text_projection.weight":
+            out["text_projection"] = v.T.contiguous()
+        elif k.startswith("text_model.encoder.layers."):
+            i, rest = k[len("text_model.encoder.layers."):].split(".", 1)
+            if rest.startswith("self_attn.") and rest.split(".")[1] in ("q_proj", "k_proj",
+                                                                         "v_proj"):
+                _, proj, kind = rest.split(".")
+                qkv.setdefault((i, kind), {})[proj] = v
+                continue
+            out[f"transformer.resblocks.{i}.{_sub(rest, OPEN_CLIP_LAYER)}"] = v
+        elif k.endswith("position_ids"):
+            continue
+        else:
+            raise KeyError(f"unexpected text encoder key {k}")
+    for (i, kind), parts in qkv.items():
+        out[f"transformer.resblocks.{i}.attn.in_proj_{kind}"] = torch_cat(
+            [parts["q_proj"], parts["k_proj"], parts["v_proj"]])
+    return out
+
+
+def torch_cat(xs):
+    import torch
+
+    return torch.cat(xs)
+
+
+def export_sdxl_single_file(pipe, path: str) -> None:
+    """Save ``pipe`` (an SDXL pipeline) as one .safetensors checkpoint in the sgm layout."""
+    from safetensors.torch import save_file
+
+    unet = unet_to_ldm(pipe.unet.state_dict(), pipe.unet.config.layers_per_block)
+    vae = vae_to_ldm(pipe.vae.state_dict(), len(pipe.vae.config.block_out_channels))
+    sd = {**{f"model.diffusion_model.{k}": v for k, v in unet.items()},
+          **{f"first_stage_model.{k}": v for k, v in vae.items()},
+          **{f"conditioner.embedders.0.transformer.{_text_key(k)}": v
+             for k, v in pipe.text_encoder.state_dict().items()},
+          **{f"conditioner.embedders.1.model.{k}": v
+             for k, v in text_to_open_clip(pipe.text_encoder_2.state_dict()).items()}}
     save_file({k: v.contiguous() for k, v in sd.items()}, path)
