@@ -5,6 +5,8 @@ MODE ``enospc:N``: the .beton writer's N-th page write fails with ENOSPC (a disk
 up); from then on every attempt to write a file fails the same way and is recorded.
 MODE ``kill-after-rename``: SIGKILL this process right after the finished .beton is renamed
 into place (before the journal is removed and the summary written).
+MODE ``kill-after-commits:N``: SIGKILL this process right after the writer's N-th journal commit
+(a crash in the middle of a run, at a known point).
 REPORT: a file that receives, at exit, the writes attempted after the disk was full.
 """
 import builtins
@@ -76,6 +78,21 @@ def inject_kill_after_rename() -> None:
     os.replace = replace
 
 
+def inject_kill_after_commits(n: int) -> None:
+    from loaders.beton.writer import BetonWriter
+
+    orig, done = BetonWriter.flush, [0]
+
+    def flush(self, *args, **kwargs):
+        result = orig(self, *args, **kwargs)
+        done[0] += 1
+        if done[0] >= n:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    BetonWriter.flush = flush
+
+
 def main() -> int:
     mode, report, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     attempts: list = []
@@ -84,6 +101,8 @@ def main() -> int:
         inject_enospc(int(mode.split(":")[1]), attempts)
     elif mode == "kill-after-rename":
         inject_kill_after_rename()
+    elif mode.startswith("kill-after-commits:"):
+        inject_kill_after_commits(int(mode.split(":")[1]))
     else:
         raise SystemExit(f"unknown mode {mode}")
     from engine.cli import main as cli
