@@ -63,8 +63,10 @@ def add_llm_args(parser) -> None:
 def get_args_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="synthclone plan", description="Build a deterministic generation plan.",
-        epilog="example: synthclone plan --classes imagenet100 --recipe c_hc_inside_b "
-               "--backgrounds categories_places365.txt --images-per-class 13 --out plan.jsonl")
+        epilog="examples: synthclone plan --classes imagenet100 --recipe c_hc_inside_b "
+               "--backgrounds categories_places365.txt --images-per-class 13 --out plan.jsonl; "
+               "one row per real image (seed 004): synthclone plan --from-images "
+               "imagenet100/train --recipe image_variation --guidance 3 --out plan.jsonl")
     add_out_arg(p, "plan file to write (.jsonl)")
     add_overwrite_arg(p, "an existing plan file (without it: refuse)")
     add_config_file_args(p, "plan", example="steps=20")
@@ -102,7 +104,8 @@ def plan_summary(plan, examples: int = 3) -> dict:
     for name in sorted(by_recipe):
         of = [r for r in rows if r.recipe == name]
         step = max(1, len(of) // max(1, examples))
-        examples_of[name] = [{"wnid": r.wnid, "label": r.label, "prompt": r.prompt}
+        examples_of[name] = [{"wnid": r.wnid, "label": r.label, "prompt": r.prompt,
+                              **({"init_image": r.init_image} if r.init_image else {})}
                              for r in of[::step][:examples]]
 
     def spread(values) -> dict:
@@ -125,7 +128,8 @@ def plan_summary(plan, examples: int = 3) -> dict:
            "classes_spec": cfg.get("classes"),
            "recipe_options": {k: v for k, v in sorted((cfg.get("recipe_options") or {}).items())
                               if v is not None},
-           "counts": h.get("counts"), "notes": list(h.get("notes", ())),
+           "counts": h.get("counts"), "real_images": h.get("real_images"),
+           "notes": list(h.get("notes", ())),
            "recipe_stats": h.get("recipe_stats") or {}, "examples": examples_of}
     return out
 
@@ -174,6 +178,11 @@ def format_plan_summary(d: dict, classes_shown: int = 5) -> list[str]:
     if d.get("recipe_options"):
         lines.append("recipe options: " + ", ".join(f"{k}={v}" for k, v in
                                                     d["recipe_options"].items()))
+    real = d.get("real_images")
+    if real:
+        lines.append(f"real images: {real['source']} ({real['kind']}; {real['images']} images,"
+                     f" one row each for the plan's classes: {real['rows']} rows; generate reads"
+                     " them from there unless --real says otherwise)")
     counts = d.get("counts")
     if counts:
         lines.append(f"real per-class counts from {counts['source']} ({counts['kind']}): "
@@ -198,7 +207,8 @@ def print_examples(d: dict, out) -> None:
             continue
         print(f"examples for {name}:", file=out)
         for r in rows:
-            print(f"  [{r['wnid'] or 'label ' + str(r['label'])}] {r['prompt']}", file=out)
+            image = f"(image {r['init_image']}) " if r.get("init_image") else ""
+            print(f"  [{r['wnid'] or 'label ' + str(r['label'])}] {image}{r['prompt']}", file=out)
 
 
 def print_recipe_stats(name: str, stats: dict, out) -> None:

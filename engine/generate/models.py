@@ -11,6 +11,7 @@ naive benchmark path calls the pipeline directly.  The safety checker is off unl
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -122,7 +123,6 @@ def check_model_spec(spec: str, config: str | None = None) -> str:
 def load_model(spec: str, config: str | None = None, safety_checker: bool = False):
     """Load ``spec`` (see module docstring) as a diffusers pipeline on the CPU, fp32."""
     import diffusers
-    import torch
     from diffusers.loaders.single_file_utils import SingleFileComponentError
 
     kind = check_model_spec(spec, config)
@@ -145,11 +145,8 @@ def load_model(spec: str, config: str | None = None, safety_checker: bool = Fals
         extra.update(safety_checker=None, requires_safety_checker=False)
     pipeline_class = getattr(diffusers, family.pipeline_class)
     try:
-        if kind == "file":
-            pipe = pipeline_class.from_single_file(spec, config=config, dtype=torch.float32,
-                                                   **extra)
-        else:
-            pipe = pipeline_class.from_pretrained(spec, dtype=torch.float32, **extra)
+        with quiet_loading():
+            pipe = _load(pipeline_class, spec, kind, config, extra)
     except (OSError, ValueError, SingleFileComponentError) as exc:
         hint = (" (no model hub access here: HF_HUB_OFFLINE is set or the network is down; "
                 "download the model elsewhere and pass its local folder)" if kind == "hub" else
@@ -163,3 +160,30 @@ def load_model(spec: str, config: str | None = None, safety_checker: bool = Fals
                              "weights")
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def _load(pipeline_class, spec: str, kind: str, config: str | None, extra: dict):
+    import torch
+
+    if kind == "file":
+        return pipeline_class.from_single_file(spec, config=config, dtype=torch.float32, **extra)
+    return pipeline_class.from_pretrained(spec, dtype=torch.float32, **extra)
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """No diffusers/transformers "Loading ..." progress bars while a model loads (our command
+    has its own output); their previous state is restored."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    before = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if before[0]:
+            dlog.enable_progress_bar()
+        if before[1]:
+            tlog.enable_progress_bar()

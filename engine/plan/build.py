@@ -13,8 +13,9 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from engine import __version__
-from engine.errors import UserError
+from engine.errors import ConfigError, UserError
 from engine.plan.file import Plan, content_hash
+from engine.plan.images import IMAGE_RECIPES
 from engine.plan.rows import PlanRow, derive_seed, row_seed, sampling_problem
 
 if TYPE_CHECKING:  # the catalog (numpy, timm tables) is imported when a plan is built
@@ -58,6 +59,14 @@ class PlanConfig:
     """Optional negative prompt for every row."""
     seed: int = 0
     """Master seed: row seeds and prompt draws derive from it."""
+    from_images: str | None = None
+    """One row per real image (seed 004 §2.4): an ImageFolder tree (ROOT/<class>/<image>) or a
+    real .beton (synthclone pack), with the recipes image_variation and/or img2img_templates;
+    images_per_class and counts_from do not apply. The classes are the class set's (matched to
+    the folders / the .beton's classes by wnid, else by name)."""
+    strength: float = 1.0
+    """img2img strength of img2img_templates rows (seed 004 App. C: the image is diffused
+    forward "for T steps": 1.0)."""
 
     def __post_init__(self):
         if not self.recipes:
@@ -73,6 +82,15 @@ class PlanConfig:
                                     self.sampler)
         if problem:
             raise ValueError(problem)
+        if isinstance(self.strength, bool) or not isinstance(self.strength, (int, float)) \
+                or not 0 < self.strength <= 1:
+            raise ValueError(f"strength must be in (0, 1], got {self.strength!r}")
+        text = sorted(r for r in self.recipes if r not in IMAGE_RECIPES)
+        if self.from_images and text:
+            raise ValueError(f"--from-images makes image-conditioned rows: use the recipe(s) "
+                             f"{' and/or '.join(IMAGE_RECIPES)} (got {', '.join(text)})")
+        if self.from_images and self.counts_from:
+            raise ValueError("--from-images makes one row per real image; drop --counts-from")
 
 
 class CountsRequired(UserError, ValueError):
@@ -163,7 +181,14 @@ def build_plan(cfg: PlanConfig, class_set: ClassSet | None = None, progress: boo
     """Build the plan for ``cfg`` (class_set overrides ``cfg.classes`` if given)."""
     from engine.catalog import get_class_set
 
+    image = sorted(set(cfg.recipes) & set(IMAGE_RECIPES))
+    if image and not cfg.from_images:
+        raise ConfigError(f"the recipe {image[0]} makes one row per real image: give the images "
+                          "with --from-images DIR_OR_BETON (an ImageFolder tree or a packed "
+                          ".beton; plan: from_images)")
     cs = class_set or get_class_set(cfg.classes, compact=cfg.compact_labels)
+    if cfg.from_images:
+        return _image_plan(cfg, cs, progress)
     recipes, notes = make_recipes(sorted(cfg.recipes), cfg.recipe_options)
     for cls in cs:
         for r in recipes.values():
@@ -192,6 +217,7 @@ def build_plan(cfg: PlanConfig, class_set: ClassSet | None = None, progress: boo
         "config": _config_dict(cfg, recipes),
         "version": __version__,
         "class_set": cs.describe(),
+        "class_names": class_names(cs),
         "recipes": sorted(recipes),
         "num_rows": len(rows),
         "hash": content_hash(rows),
@@ -201,6 +227,33 @@ def build_plan(cfg: PlanConfig, class_set: ClassSet | None = None, progress: boo
     stats = {name: r.stats() for name, r in recipes.items() if r.stats() is not None}
     if stats:
         header["recipe_stats"] = stats
+    if notes:
+        header["notes"] = notes
+    return Plan(header, rows)
+
+
+def class_names(cs: ClassSet) -> dict:
+    """``{label: display name}`` of every class of the set, for the plan header (outside the
+    rows' hash): generate stores them with its files, so that ``inspect``/``export`` name
+    custom classes (JSON keys are strings)."""
+    return {str(c.index): c.name for c in cs}
+
+
+def _image_plan(cfg: PlanConfig, cs: ClassSet, progress: bool) -> Plan:
+    """One row per real image (``engine.plan.images``)."""
+    from engine.plan.images import RECIPE_PAPER, image_rows
+
+    recipes = sorted(cfg.recipes)
+    unknown = [r for r in recipes if r not in RECIPE_PAPER]
+    if unknown:                       # PlanConfig checks this too; kept for direct callers
+        raise ValueError(f"--from-images takes the recipes {', '.join(RECIPE_PAPER)}, not "
+                         f"{', '.join(unknown)}")
+    rows, extra, notes = image_rows(cfg, cs, recipes, progress)
+    config = dataclasses.asdict(cfg)
+    config["recipe_config"] = {r: {"name": r, "paper": RECIPE_PAPER[r]} for r in recipes}
+    header = {"config": config, "version": __version__, "class_set": cs.describe(),
+              "class_names": class_names(cs), "recipes": recipes, "num_rows": len(rows),
+              "hash": content_hash(rows), **extra}
     if notes:
         header["notes"] = notes
     return Plan(header, rows)

@@ -44,6 +44,13 @@ EXPECTED = {
     "seed004_imagenet100_class_labels.yaml": ("runwayml/stable-diffusion-v1-5", 7.5, 50, "pndm",
                                               (512, 512), 512, "imagenet100",
                                               {"clip_templates": 1.0}),
+    "seed004_imagenet100_real_images.yaml": ("lambdalabs/sd-image-variations-diffusers", 3.0,
+                                             50, "pndm", (512, 512), 512, "imagenet100",
+                                             {"image_variation": 1.0}),
+    "seed004_imagenet100_real_images_and_labels.yaml": ("runwayml/stable-diffusion-v1-5", 7.5,
+                                                        50, "pndm", (512, 512), 512,
+                                                        "imagenet100",
+                                                        {"img2img_templates": 1.0}),
 }
 
 
@@ -88,7 +95,9 @@ def counts_sources(tmp_path_factory):
     folder = fake_train_folder(root / "train", {w: 1 + i % 3 for i, w in enumerate(in100)})
     in1k = [c.wnid for c in get_class_set("imagenet1k")]
     meta = fake_meta_mat(root / "meta.mat", {w: 1 + i % 2 for i, w in enumerate(in1k)})
-    return {"imagenet100": (str(folder), {w: 1 + i % 3 for i, w in enumerate(in100)}),
+    two = fake_train_folder(root / "train2", {w: 2 for w in in100})
+    return {"imagenet100_2": str(two),
+            "imagenet100": (str(folder), {w: 1 + i % 3 for i, w in enumerate(in100)}),
             "imagenet1k": (str(meta), {w: 1 + i % 2 for i, w in enumerate(in1k)})}
 
 
@@ -116,6 +125,8 @@ def test_config_builds_a_small_plan(name, tmp_path, counts_sources, places365_fi
     if cfg.require_counts:
         source, counts = counts_sources[cfg.classes]
         args += ["--counts-from", source]
+    elif {"image_variation", "img2img_templates"} & set(cfg.recipes):   # one row per image
+        args += ["--from-images", counts_sources["imagenet100_2"]]
     else:
         args += ["--images-per-class", "2"]
     classes = cfg.classes
