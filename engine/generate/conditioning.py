@@ -135,10 +135,14 @@ class XLTextConditioner:
         cond = Conditioning(hidden, {"text_embeds": pooled, "time_ids": time_ids})
         uncond = None
         if guidance > 1.0:
-            neg_hidden, neg_pooled = self.cache.get([r.negative_prompt or "" for r in rows])
-            if self.zero_negative:         # no negative prompt: zeros (force_zeros_for_empty)
-                keep = torch.tensor([r.negative_prompt is not None for r in rows],
-                                    device=neg_hidden.device)
+            # no negative prompt: zero embeddings where the model says so
+            # (force_zeros_for_empty_prompt), else the encoded negative prompt or ""
+            zero = [self.zero_negative and r.negative_prompt is None for r in rows]
+            if all(zero):
+                neg_hidden, neg_pooled = torch.zeros_like(hidden), torch.zeros_like(pooled)
+            else:
+                neg_hidden, neg_pooled = self.cache.get([r.negative_prompt or "" for r in rows])
+                keep = torch.tensor([not z for z in zero], device=neg_hidden.device)
                 neg_hidden = torch.where(keep.view(-1, 1, 1), neg_hidden, 0.0)
                 neg_pooled = torch.where(keep.view(-1, 1), neg_pooled, 0.0)
             uncond = Conditioning(neg_hidden, {"text_embeds": neg_pooled, "time_ids": time_ids})

@@ -19,9 +19,12 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 class GenerateConfig:
     model: str | None = None
     """A hub id | a local diffusers folder | a .safetensors/.ckpt file (with --model-config) |
-    tiny / sd15-arch (built-in random weights: tests and benchmarks only). generate needs one."""
+    tiny / tiny-sdxl / tiny-variation / sd15-arch / sdxl-arch (built-in random weights: tests and
+    benchmarks only). Stable Diffusion 1.x/2.x, SDXL or image-variation pipelines. generate
+    needs one."""
     model_config: str | None = None
-    """For a single checkpoint file: a local diffusers folder with the pipeline's configs."""
+    """For a single checkpoint file: a local diffusers folder with the pipeline's configs (SD or
+    SDXL; weights not needed)."""
     device: str = "auto"
     """auto (CUDA when available, else CPU) | cpu | cuda | cuda:N."""
     dtype: str = "auto"
@@ -88,7 +91,8 @@ class GenerateConfig:
     """Run the model's safety checker (off by default, as in seed 002; needs its weights)."""
     real: str | None = None
     """Real images for image-conditioned rows: a folder or a .beton (init_image = a path
-    relative to the folder, or the .beton sample index)."""
+    relative to the folder, or the .beton sample index); default: the source the plan records
+    (synthclone plan --from-images)."""
     contact_sheet: int = 64
     """Images on the contact sheet PNG (0: none)."""
     progress: bool = True
@@ -123,7 +127,7 @@ class GenerateConfig:
 
 MODEL_CHOICES = ("a hub id (e.g. CompVis/stable-diffusion-v1-4), a local diffusers folder, a "
                  ".safetensors/.ckpt file with --model-config, or a built-in random-weight model "
-                 "for tests and benchmarks: tiny, sd15-arch")
+                 "for tests and benchmarks: tiny, tiny-sdxl, tiny-variation, sd15-arch, sdxl-arch")
 
 
 def require_model(cfg: GenerateConfig) -> str:

@@ -73,9 +73,10 @@ def checkpoint_family(path: str):
     return families.SD
 
 
-def spec_family(spec: str, config: str | None = None):
-    """The family ``spec`` will load as, when it is known without loading (None for a hub id
-    that is not in the local cache: known once loaded)."""
+def spec_family(spec: str, config: str | None = None, online: bool = False):
+    """The family ``spec`` will load as, when it is known without loading: built-ins, folders,
+    checkpoint files, and hub ids in the local hub cache (``online``: else fetch the hub id's
+    ``model_index.json``, unless the hub is offline); None when it cannot be known."""
     kind = check_model_spec(spec, config)
     if kind == "builtin":
         from engine.generate import families
@@ -90,7 +91,15 @@ def spec_family(spec: str, config: str | None = None):
 
         index = hf_hub_download(spec, "model_index.json", local_files_only=True)
     except (OSError, ValueError, ImportError):
-        return None
+        if not online:
+            return None
+        try:
+            index = hf_hub_download(spec, "model_index.json")
+        except (OSError, ValueError) as exc:     # no access (offline, network down), no repo
+            raise ModelLoadError(
+                f"could not load model {spec!r} (no model hub access here: HF_HUB_OFFLINE is "
+                "set or the network is down, and the hub cache has no copy; download the model "
+                f"elsewhere and pass its local folder): {exc}") from None
     return _family_of_index(index, spec)
 
 
@@ -126,7 +135,7 @@ def load_model(spec: str, config: str | None = None, safety_checker: bool = Fals
     from diffusers.loaders.single_file_utils import SingleFileComponentError
 
     kind = check_model_spec(spec, config)
-    family = spec_family(spec, config)
+    family = spec_family(spec, config, online=True)
     if safety_checker and family is not None and not family.safety_checker:
         raise ModelLoadError(f"a {family.pipeline_class} has no safety checker; drop "
                              "--safety-checker")
@@ -135,11 +144,6 @@ def load_model(spec: str, config: str | None = None, safety_checker: bool = Fals
             raise ModelLoadError(f"the built-in {spec!r} model has no safety checker weights; "
                                  "drop --safety-checker")
         return build_builtin(spec)
-    if family is None:
-        raise ModelLoadError(
-            f"could not load model {spec!r} (no model hub access here: HF_HUB_OFFLINE is set or "
-            "the network is down, and the hub cache has no copy; download the model elsewhere "
-            "and pass its local folder)")
     extra = dict(family.load_kwargs)
     if family.safety_checker and not safety_checker:
         extra.update(safety_checker=None, requires_safety_checker=False)

@@ -276,11 +276,16 @@ def check_family(cfg: GenerateConfig, modes) -> None:
 
 def real_source(cfg: GenerateConfig, plan) -> GenerateConfig:
     """``cfg`` with ``real`` = the plan's recorded real-image source when none is given and the
-    plan has image-conditioned rows (``synthclone plan --from-images`` records it)."""
+    plan has image-conditioned rows (``synthclone plan --from-images`` records it); a given
+    ``--real`` as an absolute path (what the run records and a resume compares)."""
     import dataclasses
 
+    import os
+
+    if cfg.real is not None:
+        return dataclasses.replace(cfg, real=os.path.abspath(cfg.real))   # recorded as one path
     recorded = (plan.header.get("real_images") or {}).get("source")
-    if cfg.real is None and recorded and any(r.init_image is not None for r in plan.rows):
+    if recorded and any(r.init_image is not None for r in plan.rows):
         return dataclasses.replace(cfg, real=recorded)
     return cfg
 
