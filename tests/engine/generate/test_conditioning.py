@@ -163,11 +163,15 @@ def test_clip_names_of_custom_classes(tmp_path):
     plan = build_plan(PlanConfig(classes=str(classes), recipes={"c": 1.0}, images_per_class=1,
                                  steps=2, height=32, width=32))
     assert clip_class_names(plan, plan.rows) == {0: "solar panel", 1: "hammerhead shark"}
-    orphan = Plan({**plan.header, "config": {"classes": str(tmp_path / "gone.txt")}}, plan.rows)
+    # the plan header names its classes: the class file is not needed again
+    gone = {**plan.header, "config": {"classes": str(tmp_path / "gone.txt")}}
+    assert clip_class_names(Plan(gone, plan.rows), plan.rows)[0] == "solar panel"
+    named = Plan({**gone, "class_names": {"0": "photovoltaic panel"}}, plan.rows)
+    assert clip_class_names(named, named.rows)[0] == "photovoltaic panel"
+    # an older plan without class_names whose class file is gone cannot name them
+    orphan = Plan({k: v for k, v in gone.items() if k != "class_names"}, plan.rows)
     with pytest.raises(ValueError, match="does not name its custom class"):
         clip_class_names(orphan, orphan.rows)
-    named = Plan({**orphan.header, "class_names": {"0": "photovoltaic panel"}}, plan.rows)
-    assert clip_class_names(named, named.rows)[0] == "photovoltaic panel"
 
 
 def _tiny_safety_checker(weight: float):

@@ -8,8 +8,9 @@ from engine.config import load_config, load_yaml
 from engine.generate.config import GenerateConfig
 from engine.plan import PlanConfig
 
-CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "..", "..", "engine",
-                                        "configs", "*.yaml")))
+CONFIGS = sorted(p for p in glob.glob(os.path.join(os.path.dirname(__file__), "..", "..", "..",
+                                                  "engine", "configs", "*.yaml"))
+                 if "generate" in load_yaml(p))      # generation settings (train_*: training)
 
 
 def test_configs_exist():
@@ -28,6 +29,22 @@ def test_config_resolves(path):
     assert gen.batch_size == 3  # the override wins over the file's value
     assert {k: getattr(gen, k) for k in data["generate"] if k != "batch_size"} == \
         {k: v for k, v in data["generate"].items() if k != "batch_size"}
+
+
+def test_image_conditioned_configs():
+    """Seed 004 §2.4's two real-image strategies: the image-variation model at guidance 3, and
+    img2img at strength 1.0 with the 80 CLIP templates."""
+    by = {os.path.basename(p): p for p in CONFIGS}
+    var = load_config(PlanConfig, by["seed004_imagenet100_real_images.yaml"], section="plan")
+    gen = load_config(GenerateConfig, by["seed004_imagenet100_real_images.yaml"],
+                      section="generate")
+    assert var.recipes == {"image_variation": 1.0} and var.guidance == 3.0
+    assert gen.model == "lambdalabs/sd-image-variations-diffusers"
+    i2i = load_config(PlanConfig, by["seed004_imagenet100_real_images_and_labels.yaml"],
+                      section="plan")
+    assert i2i.recipes == {"img2img_templates": 1.0} and (i2i.strength, i2i.guidance) == (1.0, 7.5)
+    for cfg in (var, i2i):
+        assert cfg.from_images is None          # the user's images: --from-images, required
 
 
 def test_paper_settings():

@@ -81,7 +81,9 @@ def test_two_processes_write_identical_bytes_that_ffcv_reads(xl, reference, tmp_
     by_id = {r.sample_id: r.label for r in plan.rows}
     assert [by_id[s] for s in sids.ravel().tolist()] == labels.ravel().tolist()
     summary = json.load(open(tmp_path / "again.run" / "summary.json"))
-    assert summary["embedding_cache"]["hits"] > 0                 # both encoders' outputs cached
+    # 6 distinct prompts, each through both encoders once; no "" encoded for the negatives
+    # (zero embeddings: force_zeros_for_empty_prompt)
+    assert summary["embedding_cache"] == {"entries": 6, "hits": 0, "misses": 6}
     state = json.load(open(tmp_path / "again.run" / "state.json"))
     assert state["settings"]["model"]["kind"] == "dir" and state["settings"]["dtype"] == "float32"
 
