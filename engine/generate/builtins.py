@@ -123,6 +123,13 @@ LARGE = ("sdxl-arch",)
 would take 14 GB in fp32 (random weights; fp32 runs cast them up)."""
 
 
+def builtin_identity(name: str) -> str:
+    """What decides a built-in's weights: its name, the seed, and the dtype it is made in
+    (``sdxl-arch`` is made in bf16 on CPUs with native bf16, so its weights differ by machine)."""
+    made_in = ":bf16" if name in LARGE and _native_bf16() else ""
+    return f"builtin:{name}:seed{BUILTIN_SEED}{made_in}"
+
+
 def build_builtin(name: str):
     """A random-weight pipeline made from configs with a fixed seed (same weights every time)."""
     import torch

@@ -54,13 +54,14 @@ def model_fingerprint(spec: str, config: str | None = None, given: bool = False)
     folder). Hub ids: the local snapshot when the hub cache has one (else no hash). ``given``:
     an in-memory pipeline passed to ``generate(model=...)``, which is not hashed.
     """
-    from engine.generate.models import BUILTIN_SEED, describe_spec
+    from engine.generate.builtins import builtin_identity
+    from engine.generate.models import describe_spec
 
     if given:
         return {"spec": spec, "kind": "in-memory", "hash": None}
     kind = describe_spec(spec)
     if kind == "builtin":
-        digest = f"builtin:{spec}:seed{BUILTIN_SEED}"
+        digest = builtin_identity(spec)
     elif kind == "dir":
         digest = folder_digest(spec)
     elif kind == "file":
