@@ -43,6 +43,12 @@ def recipes_main(argv: list[str]) -> int:
                        key=lambda f: (f.startswith("--set"), f))  # flags first, then --set
         opts = ", ".join(flags) or "-"
         rows.append((name, factory.pattern, factory.paper, opts))
+    from engine.plan.images import IMAGE_RECIPES, RECIPE_PAPER
+
+    for name in IMAGE_RECIPES:  # image-conditioned rows: one per real image, not a text recipe
+        opts = "--from-images DIR_OR_BETON" + (", --strength" if name == "img2img_templates"
+                                               else "")
+        rows.append((name, "one row per real image (init_image)", RECIPE_PAPER[name], opts))
     width = max(len(r[0]) for r in rows)
     for name, pattern, paper, opts in rows:
         print(f"{name:<{width}}  {pattern}\n{'':<{width}}  {paper}; options: {opts}")

@@ -262,11 +262,12 @@ def test_meanings_cli_with_an_llm_answering_in_markdown(tiny_clip, tmp_path, cra
 
 
 def test_recipes_cli_lists_every_recipe(capsys):
+    from engine.plan.images import IMAGE_RECIPES
     from engine.prompts import recipe_names
     from engine.prompts.cli import recipes_main
 
     assert recipes_main([]) == 0
     text = capsys.readouterr().out
-    for name in recipe_names():
+    for name in list(recipe_names()) + list(IMAGE_RECIPES):  # image recipes: --from-images
         assert f"\n{name} " in "\n" + text
     assert "c, h_c inside b" in text and "backgrounds" in text
