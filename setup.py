@@ -113,6 +113,8 @@ BASE = [
     "scikit-learn",
     "scipy",           # reads the ILSVRC-2012 devkit meta.mat (plan --counts-from)
     "matplotlib",
+    "torch-fidelity",  # Inception-v3 of FID/IS (engine/eval/inception.py) and its reference FID
+    "optuna",          # seeded TPE search of the transfer probes (seed 003 §4.3)
 ]
 EXTRAS = {
     "test": ["pytest", "pytest-timeout"],

@@ -57,6 +57,15 @@ VARS: tuple[EnvVar, ...] = (
            "not a SLURM task", "engine.generate.config"),
     EnvVar("SLURM_NTASKS", "SLURM task count (see SLURM_PROCID)", "not a SLURM task",
            "engine.generate.config"),
+    EnvVar("SLURM_JOB_NODELIST", "SLURM node list: `synthclone train` under srun sets MASTER_ADDR "
+           "to its first host when unset", "not a SLURM job", "engine.train.distributed"),
+    EnvVar("SLURM_JOB_ID", "SLURM job id: `synthclone train` under srun sets MASTER_PORT to "
+           "15000 + id mod 20000 when unset", "not a SLURM job", "engine.train.distributed"),
+    EnvVar("MASTER_ADDR", "rendezvous host of a distributed `synthclone train` (torchrun sets "
+           "it; under SLURM the first host of SLURM_JOB_NODELIST)", "set by the launcher",
+           "torch.distributed, engine.train.distributed"),
+    EnvVar("MASTER_PORT", "rendezvous port of a distributed `synthclone train` (see MASTER_ADDR)",
+           "set by the launcher", "torch.distributed, engine.train.distributed"),
     EnvVar("TORCHINDUCTOR_CACHE_DIR", "where torch.compile keeps compiled kernels; `synthclone "
            "generate --compile` sets it to $SYNTHCLONE_CACHE/inductor when unset",
            "$SYNTHCLONE_CACHE/inductor (torch's own: /tmp/torchinductor_$USER)",
