@@ -23,6 +23,27 @@ TEMPLATE = "a photo of a {}"
 'a photo of a {class label}' (no final period), filled with CLIP's ImageNet class names."""
 
 
+def zero_shot_metadata():
+    """open_clip's ``zero_shot_metadata`` module (``IMAGENET_CLASSNAMES``,
+    ``OPENAI_IMAGENET_TEMPLATES``), read from its file without importing the ``open_clip``
+    package (which imports torch: ~5 s that a plan does not need). Cached per process."""
+    import importlib.util
+    import sys
+
+    name = "_synthclone_open_clip_zero_shot_metadata"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("open_clip is not installed: pip install open_clip_torch")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "zero_shot_metadata.py")
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module
+
+
 class ClipLoadError(UserError):
     """open_clip could not build the model or load its weights (message says what to pass)."""
 

@@ -20,17 +20,17 @@ THRESHOLD = 0.3
 
 def clip_class_names(plan, rows) -> dict:
     """``label -> class name`` as CLIP's templates spell it, for every label of ``rows``."""
-    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
-
     from engine.catalog import imagenet_index
+    from engine.clip import zero_shot_metadata
 
+    classnames = zero_shot_metadata().IMAGENET_CLASSNAMES
     imagenet = imagenet_index()
     names, custom = {}, set()
     for r in rows:
         if r.label in names or r.label in custom:
             continue
         if r.wnid in imagenet:
-            names[r.label] = IMAGENET_CLASSNAMES[imagenet[r.wnid]]
+            names[r.label] = classnames[imagenet[r.wnid]]
         else:
             custom.add(r.label)
     if custom:

@@ -31,24 +31,23 @@ FIELDS = ("c", "lemmas")
 
 def clip_templates() -> list[str]:
     """The 80 CLIP ImageNet templates as ``str.format`` strings with a ``{c}`` field."""
-    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+    from engine.clip import zero_shot_metadata
 
-    return [t("{c}") for t in OPENAI_IMAGENET_TEMPLATES]
+    return [t("{c}") for t in zero_shot_metadata().OPENAI_IMAGENET_TEMPLATES]
 
 
 def clip_class_name(cls: ClassInfo) -> str:
     """CLIP's curated name for an ImageNet-1K class (by wnid), else ``cls.name``."""
     if not cls.wnid:
         return cls.name
-    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
-
     from engine.catalog import ClassLookupError, imagenet_class
+    from engine.clip import zero_shot_metadata
 
     try:
         index = imagenet_class(cls.wnid).index
     except ClassLookupError:
         return cls.name
-    return IMAGENET_CLASSNAMES[index]
+    return zero_shot_metadata().IMAGENET_CLASSNAMES[index]
 
 
 def check_template(template: str) -> str:
