@@ -14,7 +14,7 @@ import sys
 
 from engine.config import (ArgumentParser, add_config_args, add_config_file_args,
                            add_out_arg, add_overwrite_arg, add_progress_arg, add_quiet_alias,
-                           config_from_args)
+                           config_from_args, positive_int)
 from engine.errors import ConfigError
 from loaders.beton.export_config import ExportConfig
 from loaders.beton.pack_config import PackConfig
@@ -104,16 +104,6 @@ def merge_main(argv: list[str] | None = None) -> int:
 
 
 # ----------------------------------------------------------------------------- inspect
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def get_inspect_args_parser() -> ArgumentParser:
     p = ArgumentParser(prog="synthclone inspect", description=(
         "Summarise a .beton (kind, samples per class with the class names the file stores, "
@@ -127,13 +117,14 @@ def get_inspect_args_parser() -> ArgumentParser:
     p.add_argument("--grid", metavar="OUT.png",
                    help="write a contact sheet: one row per class, captioned with class names "
                         "(and OUT.html beside it, with each image's prompt)")
-    p.add_argument("--grid-columns", type=_positive, default=6,
+    p.add_argument("--grid-columns", type=positive_int, default=6,
                    help="contact sheet: images per class (columns) [default: 6]")
-    p.add_argument("--per-class", dest="grid_columns", type=_positive, help=argparse.SUPPRESS)
-    p.add_argument("--grid-rows", type=_positive, default=10,
+    p.add_argument("--per-class", dest="grid_columns", type=positive_int,
+                   help=argparse.SUPPRESS)
+    p.add_argument("--grid-rows", type=positive_int, default=10,
                    help="contact sheet: classes shown (rows; drawn at random when there are "
                         "more) [default: 10]")
-    p.add_argument("--max-classes", dest="grid_rows", type=_positive, help=argparse.SUPPRESS)
+    p.add_argument("--max-classes", dest="grid_rows", type=positive_int, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the random choice of contact-sheet samples [default: 0]")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")

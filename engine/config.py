@@ -53,6 +53,29 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def int_at_least(minimum: int, note: str = ""):
+    """``type=`` for a whole-number flag of at least ``minimum``; ``note`` explains the bound in
+    the error (``int_at_least(0, "0 shows all")``). Every command's count flags use this (or
+    :data:`positive_int`), so they refuse bad values with the same one-line message."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            why = f" ({note})" if note else ""
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}{why}, got {value}")
+        return value
+
+    parse.__name__ = f"int_at_least_{minimum}"
+    return parse
+
+
+positive_int = int_at_least(1)
+"""``type=`` for a flag that counts something and needs at least one (``--grid-rows 10``)."""
+
+
 # ----------------------------------------------------------------------------- field docs
 
 

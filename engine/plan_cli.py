@@ -12,7 +12,8 @@ import os
 import sys
 
 from engine.config import (ArgumentParser, add_config_args, add_config_file_args, add_out_arg,
-                           add_overwrite_arg, add_progress_arg, config_from_args, finite_float)
+                           add_overwrite_arg, add_progress_arg, config_from_args, finite_float,
+                           int_at_least)
 from engine.errors import ConfigError
 from engine.plan import PlanConfig
 
@@ -83,7 +84,8 @@ def get_args_parser() -> ArgumentParser:
                    help="distinct cd/sd descriptions per class [default: 600]")
     g.add_argument("--per-class", type=int, dest="per_class", help=argparse.SUPPRESS)
     g.add_argument("--meanings", help="JSON wnid -> meaning from synthclone meanings")
-    p.add_argument("--examples", type=int, default=3, help="example prompts to show per recipe")
+    p.add_argument("--examples", type=int_at_least(0), default=3,
+                   help="example prompts to show per recipe")
     add_progress_arg(p)
     return p
 

@@ -16,12 +16,12 @@ estimate says so (rough: fixed costs per image and batching are not modelled).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
 import sys
 
+from engine.config import int_at_least, positive_int
 from engine.errors import ConfigError, UserError
 
 class GenerateFailed(UserError):
@@ -32,16 +32,6 @@ MEASURE_ROWS = 8
 """Rows ``--measure`` generates by default (one batch at generate's default batch size)."""
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def add_plan_inspect_args(parser) -> None:
     """The flags of ``synthclone inspect`` that apply to plan files."""
     g = parser.add_argument_group(
@@ -49,7 +39,7 @@ def add_plan_inspect_args(parser) -> None:
         "The estimated time uses this machine's rate of --model (default: of the last generate "
         "run here), or an earlier run's folder (--rate-from), or times the plan's first rows "
         "now (--measure --model M).")
-    g.add_argument("--examples", type=int, default=3,
+    g.add_argument("--examples", type=int_at_least(0), default=3,
                    help="example prompts to show per recipe [default: 3]")
     # the same flag, help and values as generate --model (one name, one meaning)
     from engine.config import field_docs
@@ -61,7 +51,7 @@ def add_plan_inspect_args(parser) -> None:
     g.add_argument("--measure", action="store_true",
                    help="measure the rate now: generate the plan's first rows with --model "
                         "into a temporary folder (removed afterwards)")
-    g.add_argument("--measure-rows", type=_positive, default=MEASURE_ROWS, metavar="N",
+    g.add_argument("--measure-rows", type=positive_int, default=MEASURE_ROWS, metavar="N",
                    help=f"rows --measure generates [default: {MEASURE_ROWS}]")
 
 
@@ -75,8 +65,6 @@ def check_plan_args(a) -> None:
                           "--model /models/sd-v1-5)")
     if a.measure and a.rate_from:
         raise ConfigError("give either --measure or --rate-from, not both")
-    if a.examples < 0:
-        raise ConfigError(f"--examples must be >= 0, got {a.examples}")
 
 
 def inspect_plan(a) -> int:

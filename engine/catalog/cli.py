@@ -5,20 +5,10 @@ import argparse
 import json
 import sys
 
-from engine.config import ArgumentParser
+from engine.config import ArgumentParser, int_at_least
 
 DEFAULT_LIMIT = 20
 """Classes shown in the text listing unless --limit says otherwise."""
-
-
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (0 shows all), got {value}")
-    return value
 
 
 def get_args_parser() -> ArgumentParser:
@@ -30,7 +20,7 @@ def get_args_parser() -> ArgumentParser:
     p.add_argument("--compact-labels", action=argparse.BooleanOptionalAction, default=False,
                    help="Renumber labels 0..n-1 instead of keeping ImageNet-1K indices. "
                         "[default: False]")
-    p.add_argument("--limit", type=_limit,
+    p.add_argument("--limit", type=int_at_least(0, "0 shows all"),
                    help=f"classes to show (0 = all) [default: {DEFAULT_LIMIT} in the text "
                         "listing, all with --json]")
     p.add_argument("--json", action="store_true", help="print every class as a JSON line")
