@@ -5,6 +5,10 @@ files): an image is a file whose lower-cased name ends in :data:`IMAGE_EXTENSION
 files and folders (leading ``.``) are skipped; a class is a sub-folder of the root, and its
 images are found recursively; classes and files are sorted by name (code-point order), so a
 listing never depends on the file system's order. Symbolic links are followed.
+
+Labels of class folders (:func:`folder_labels`): ImageNet-1K indices of wnid folder names
+(``engine.catalog``, the label space real and synthetic sets share), or ``0..k-1`` in sorted
+folder order (torchvision's ``ImageFolder``) with ``compact=True``.
 """
 from __future__ import annotations
 
@@ -64,6 +68,35 @@ def list_image_folder(root: str, allow_empty_classes: bool = True) -> list[tuple
         raise ImageFolderError(f"{root}: no images in its {len(classes)} class folders "
                                f"(extensions {', '.join(IMAGE_EXTENSIONS)})")
     return items
+
+
+def folder_labels(root: str, classes, compact: bool = False, *, error=ImageFolderError,
+                  hint: str = "use compact labels") -> dict[str, int]:
+    """``{class folder name: label}`` of the class folders ``classes`` of ``root`` (module
+    doc). A folder name that is not an ImageNet-1K wnid is an ``error`` (the caller's
+    :class:`~loaders.errors.LoadersError` type) ending in ``hint``: how to ask for compact labels
+    in the caller's terms (``"pass --compact-labels"``)."""
+    classes = sorted(set(classes))
+    if compact:
+        return {c: k for k, c in enumerate(classes)}
+    index = wnid_index(error=error, hint=hint)
+    unknown = [c for c in classes if c not in index]
+    if unknown:
+        raise error(f"{root}: folder names {unknown[:5]} are not ImageNet-1K wnids; rename them "
+                    f"or {hint}")
+    return {c: index[c] for c in classes}
+
+
+def wnid_index(*, error=ImageFolderError, hint: str = "use compact labels") -> dict[str, int]:
+    """``{wnid: ImageNet-1K label}`` from ``engine.catalog``; an ``error`` ending in ``hint``
+    when the catalog cannot be read (see :func:`folder_labels`)."""
+    try:
+        from engine.catalog import imagenet_index  # loaders may import the catalog
+
+        return imagenet_index()
+    except (ImportError, LookupError, OSError) as exc:
+        raise error(f"the ImageNet-1K class list is unavailable (engine.catalog/timm: {exc}): "
+                    f"{hint} to number the classes 0..k-1") from None
 
 
 def _check_dir(path: str) -> None:

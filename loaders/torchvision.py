@@ -131,23 +131,14 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     """An ImageFolder tree (module doc): ``dataset[i] -> (image, label, i, 0)``."""
 
     def __init__(self, root: str, transform=None, labels: str = "imagenet1k"):
-        from loaders.files import list_image_folder
+        from loaders.files import folder_labels, list_image_folder
 
-        items = list_image_folder(root)
-        classes = sorted({c for _, c in items})
-        if labels == "compact":
-            index = {c: k for k, c in enumerate(classes)}
-        elif labels == "imagenet1k":
-            from engine.catalog import imagenet_index  # loaders may import the catalog
-
-            table = imagenet_index()
-            unknown = [c for c in classes if c not in table]
-            if unknown:
-                raise LoaderConfigError(f"{root}: folder names {unknown[:5]} are not ImageNet-1K "
-                                        "wnids; rename them or use labels='compact'")
-            index = {c: table[c] for c in classes}
-        else:
+        if labels not in ("imagenet1k", "compact"):
             raise LoaderConfigError(f"labels={labels!r}: use imagenet1k or compact")
+        items = list_image_folder(root)
+        index = folder_labels(root, (c for _, c in items), labels == "compact",
+                              error=LoaderConfigError, hint="use labels='compact'")
+        classes = sorted(index)
         self.root, self.transform, self.classes = root, transform, classes
         self.paths = [p for p, _ in items]
         self.targets = np.array([index[c] for _, c in items], dtype=np.int64)

@@ -31,7 +31,7 @@ from loaders.beton.pack_config import PackConfig
 from loaders.beton.schema import KIND_REAL, ClassEntry, FileInfo, imagenet_classes, real_fields
 from loaders.beton.writer import BetonWriter
 from loaders.errors import LoaderConfigError, LoadersError
-from loaders.files import IMAGE_EXTENSIONS, list_image_folder
+from loaders.files import IMAGE_EXTENSIONS, folder_labels, list_image_folder, wnid_index
 
 __all__ = ["PackConfig", "PackResult", "PackError", "pack", "report", "list_items",
            "load_image", "IMAGE_EXTENSIONS"]
@@ -59,14 +59,6 @@ class PackError(LoadersError, ValueError):
     """An input image or list line that cannot be packed (message names the file)."""
 
 
-def _imagenet_index() -> dict:
-    table = imagenet_classes()
-    if not table:
-        raise PackError("the ImageNet-1K class list is unavailable (engine.catalog/timm): pass "
-                        "--compact-labels to number the classes 0..k-1")
-    return {e.wnid: i for i, e in table.items()}
-
-
 def _class_entry(key: str, label: int, compact: bool) -> ClassEntry:
     """Name (and wnid) of a class known by its folder name / list label ``key``."""
     imagenet = imagenet_classes()
@@ -80,16 +72,9 @@ def list_classes(source: str, compact_labels: bool = False):
     """-> (``[(image path, label)]``, ``{label: ClassEntry}``) from a folder or a list file."""
     if os.path.isdir(source):
         listed = list_image_folder(source)
-        classes = sorted({c for _, c in listed})
-        if compact_labels:
-            labels = {c: i for i, c in enumerate(classes)}
-        else:
-            index = _imagenet_index()
-            unknown = [c for c in classes if c not in index]
-            if unknown:
-                raise PackError(f"{source}: folder names {unknown[:5]} are not ImageNet-1K wnids;"
-                                " rename them or pass --compact-labels")
-            labels = {c: index[c] for c in classes}
+        labels = folder_labels(source, (c for _, c in listed), compact_labels, error=PackError,
+                               hint="pass --compact-labels")
+        classes = sorted(labels)
         entries = {labels[c]: _class_entry(c, labels[c], compact_labels) for c in classes}
         return [(p, labels[c]) for p, c in listed], entries
     if not os.path.isfile(source):
@@ -107,17 +92,20 @@ def list_classes(source: str, compact_labels: bool = False):
             rows.append((os.path.join(base, path.strip()), label.strip(), lineno))
     keys = sorted({lab for _, lab, _ in rows})
     index = {k: i for i, k in enumerate(keys)} if compact_labels else None
+    wnids = None  # read from the catalog at the first wnid label
     items, entries = [], {}
     for path, lab, lineno in rows:
         if index is not None:
             label = index[lab]
         elif lab.isdigit():
             label = int(lab)
-        elif lab in _imagenet_index():
-            label = _imagenet_index()[lab]
         else:
-            raise PackError(f"{source}:{lineno}: label {lab!r} is neither an integer nor an "
-                            "ImageNet-1K wnid")
+            if wnids is None:
+                wnids = wnid_index(error=PackError, hint="pass --compact-labels")
+            if lab not in wnids:
+                raise PackError(f"{source}:{lineno}: label {lab!r} is neither an integer nor an "
+                                "ImageNet-1K wnid")
+            label = wnids[lab]
         items.append((path, label))
         entries.setdefault(label, _class_entry(lab, label, compact_labels))
     return items, entries
