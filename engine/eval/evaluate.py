@@ -240,15 +240,13 @@ def read_train_counts(path: str) -> dict[int, int]:
     (``<wnid>/*``), the devkit's meta.mat, or ``wnid count`` lines."""
     from engine.catalog.counts import read_counts
     from engine.eval.labels import label_of_wnid
-    from engine.eval.sets import beton_labels
+    from engine.eval.sets import read_labelled_beton
 
     if not os.path.exists(path):
         raise SetError(f"--train-counts {path}: no such file or folder")
     if path.endswith(".beton"):
-        from loaders.beton import BetonReader
-
-        with BetonReader(path) as r:
-            return dict(collections.Counter(int(l) for l in beton_labels(r)))
+        labels = read_labelled_beton(path, "--train-counts", fields=("label",))
+        return dict(collections.Counter(int(l) for l in labels))
     if path.endswith(".json"):
         try:
             with open(path, encoding="utf-8") as f:

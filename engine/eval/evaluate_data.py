@@ -20,22 +20,9 @@ from engine.eval.beton_input import BetonImages
 from engine.eval.config import EvalDataConfig
 from engine.eval.evaluate import log
 from engine.eval.images import ImageDataset, file_fingerprint, identity, resolve_device
-from engine.eval.sets import SetError, beton_labels
+from engine.eval.sets import read_labelled_beton
 
 SCHEMA = "synthclone.eval-data/1"
-
-
-def read_beton(path: str, what: str) -> np.ndarray:
-    from loaders.beton import BetonReader
-
-    if not path.endswith(".beton") or not os.path.isfile(path):
-        raise SetError(f"{what} {path}: no such .beton file")
-    with BetonReader(path) as r:
-        for field in ("image", "label"):
-            if field not in r.fields:
-                raise SetError(f"{what} {path} has no {field!r} field (fields: "
-                               f"{', '.join(r.fields)})")
-        return beton_labels(r)
 
 
 def per_class_draw(labels: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
@@ -58,8 +45,8 @@ def describe_file(path: str, labels: np.ndarray) -> dict:
 
 def evaluate_data(path: str, cfg: EvalDataConfig) -> tuple[dict, dict]:
     """``(results, extras)``; extras holds arrays for plots (CLIP scores)."""
-    labels = read_beton(path, "eval-data")
-    ref_labels = read_beton(cfg.reference, "--reference") if cfg.reference else None
+    labels = read_labelled_beton(path, "eval-data")
+    ref_labels = read_labelled_beton(cfg.reference, "--reference") if cfg.reference else None
     device = resolve_device(cfg.device)
     results = {"schema": SCHEMA, "command": "eval-data", "file": describe_file(path, labels),
                "reference": describe_file(cfg.reference, ref_labels) if cfg.reference else None,
@@ -158,7 +145,7 @@ def _detector(path, labels, cfg: EvalDataConfig, device):
 
     d = cfg.detector
     backbone = load_model(d.weights, model=d.arch, device=device)
-    ref_labels = read_beton(cfg.reference, "--reference")
+    ref_labels = read_labelled_beton(cfg.reference, "--reference")
     real_idx, gen_idx, n_train = split_real_generated(len(ref_labels), len(labels),
                                                       d.train_images, d.test_images, cfg.seed)
     kw = dict(batch_size=cfg.batch_size, workers=cfg.workers, device=device,

@@ -225,16 +225,7 @@ def load_imagenet_c(path: str, severity: int) -> list[TestSet]:
 def load_beton(key: str, path: str) -> TestSet:
     """Any .beton with ``image`` and ``label`` fields; labels are ImageNet-1K indices. A known
     set name keeps its class list (``imagenet-r=r.beton`` restricts logits to the 200)."""
-    from loaders.beton import BetonReader
-
-    if not os.path.isfile(path):
-        raise SetError(f"{key}: {path}: no such .beton file")
-    with BetonReader(path) as r:
-        for field in ("image", "label"):
-            if field not in r.fields:
-                raise SetError(f"{key}: {path} has no {field!r} field (fields: "
-                               f"{', '.join(r.fields)})")
-        labels = beton_labels(r)
+    labels = read_labelled_beton(path, f"{key}:")
     class_set = SET_CLASSES.get(key) or "imagenet1k"
     if key == "objectnet":
         raise SetError("objectnet as a .beton is not supported: its classes map to several "
@@ -250,6 +241,21 @@ def load_beton(key: str, path: str) -> TestSet:
     return TestSet(key, "beton" if key not in SET_CLASSES else key, path,
                    list(range(len(labels))), targets, groups, names, file_fingerprint(path),
                    ".beton (the loaders' eval pipeline)", beton=path)
+
+
+def read_labelled_beton(path: str, what: str, fields=("image", "label")) -> np.ndarray:
+    """The labels of the .beton ``path``, after checking it exists and has ``fields``; a
+    :class:`SetError` starting with ``what`` (the flag or set that named it) otherwise."""
+    from loaders.beton import BetonReader
+
+    if not path.endswith(".beton") or not os.path.isfile(path):
+        raise SetError(f"{what} {path}: no such .beton file")
+    with BetonReader(path) as r:
+        for field in fields:
+            if field not in r.fields:
+                raise SetError(f"{what} {path} has no {field!r} field (fields: "
+                               f"{', '.join(r.fields)})")
+        return beton_labels(r)
 
 
 def beton_labels(reader) -> np.ndarray:

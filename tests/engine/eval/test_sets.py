@@ -143,6 +143,26 @@ def test_labelled_beton(tmp_path):
         sets.load_set("imagenet-a", fakes.beton(str(tmp_path / "x.beton"), [0, 1]))
 
 
+def test_unlabelled_or_missing_beton_is_one_set_error_everywhere(tmp_path):
+    """load_set, eval-data and --train-counts share one check (sets.read_labelled_beton)."""
+    from ffcv.fields import RGBImageField
+
+    from engine.eval.evaluate import read_train_counts
+    from loaders.beton import BetonWriter
+
+    path = str(tmp_path / "nolabel.beton")
+    with BetonWriter(path, num_samples=1, fields={"image": RGBImageField(write_mode="raw")},
+                     num_workers=1) as w:
+        w.append(0, {"image": np.zeros((8, 8, 3), np.uint8)})
+    with pytest.raises(sets.SetError, match=r"^imagenet-r: .*nolabel\.beton has no 'label' "
+                                            r"field \(fields: image\)$"):
+        sets.load_set("imagenet-r", path)
+    with pytest.raises(sets.SetError, match=r"^--train-counts .*has no 'label' field"):
+        read_train_counts(path)
+    with pytest.raises(sets.SetError, match=r"^--reference .*missing\.beton: no such \.beton"):
+        sets.read_labelled_beton(str(tmp_path / "missing.beton"), "--reference")
+
+
 def test_bad_names_missing_and_empty_folders(tmp_path):
     with pytest.raises(sets.SetError, match="unknown test set 'imagenet-q'.*known: imagenet-val"):
         sets.load_set("imagenet-q", str(tmp_path))
