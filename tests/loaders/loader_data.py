@@ -48,6 +48,20 @@ def write_beton(path, n: int, num_classes: int = 4, label_base: int = 0, synthet
     return str(path)
 
 
+def wreck_jpeg(path: str, row: int) -> str:
+    """Overwrite 64 bytes of row ``row``'s JPEG after its SOI marker (the headers): the file's
+    checksums no longer hold and no decoder can read the image."""
+    from loaders.beton import BetonReader
+
+    with BetonReader(path) as r:
+        k = list(r.fields).index("image")
+        ptr = int(r.metadata[row][f"f{k}"]["data_ptr"])
+    with open(path, "r+b") as f:
+        f.seek(ptr + 2)
+        f.write(b"\x00" * 64)
+    return path
+
+
 def write_folder(root, n: int, classes=("n01440764", "n01443537")) -> str:
     """An ImageFolder tree ``root/<wnid>/<i>.jpg`` with the same images as ``write_beton``."""
     for i in range(n):

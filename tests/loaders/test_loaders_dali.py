@@ -13,7 +13,7 @@ from loaders.config import LoaderConfig, MixConfig
 from loaders.errors import BackendUnavailable, LoaderWorkerError
 from loaders.mixing import DualDomainLoader, make_eval_loader
 from loaders.sources import BetonSource
-from tests.loaders.loader_data import write_beton
+from tests.loaders.loader_data import wreck_jpeg, write_beton
 from tests.loaders.loader_refs import expected_rows
 
 SIZE = 32
@@ -105,13 +105,7 @@ def test_dali_missing_names_the_extra(monkeypatch, files):
 
 @pytest.mark.timeout(300)
 def test_a_corrupt_jpeg_raises_instead_of_hanging(files, tmp_path):
-    path = write_beton(tmp_path / "bad.beton", 10)
-    with BetonReader(path) as r:
-        k = list(r.fields).index("image")
-        ptr = int(r.metadata[3][f"f{k}"]["data_ptr"])
-    with open(path, "r+b") as f:  # keep the SOI marker, wreck the headers after it
-        f.seek(ptr + 2)
-        f.write(b"\x00" * 64)
+    path = wreck_jpeg(write_beton(tmp_path / "bad.beton", 10), 3)
     loader = make_eval_loader(path, cfg(dali_py_workers=1))
     with pytest.raises(LoaderWorkerError, match="dali"):
         list(loader)

@@ -12,7 +12,7 @@ from loaders.errors import LoaderConfigError, LoadersError, LoaderWorkerError
 from loaders.mixing import DualDomainLoader, make_eval_loader
 from loaders.sources import BetonSource
 from loaders.torchvision import BetonDataset, ImageFolderDataset, folder_loader
-from tests.loaders.loader_data import image, write_beton, write_folder
+from tests.loaders.loader_data import image, wreck_jpeg, write_beton, write_folder
 from tests.loaders.loader_refs import center_crop, expected_rows
 
 SIZE = 32
@@ -114,12 +114,6 @@ def test_a_killed_worker_raises_instead_of_hanging(files, monkeypatch):
 
 @pytest.mark.timeout(120)
 def test_an_undecodable_image_names_the_file(files, tmp_path):
-    path = write_beton(tmp_path / "bad.beton", 8)
-    with BetonReader(path) as r:
-        k = list(r.fields).index("image")
-        ptr = int(r.metadata[2][f"f{k}"]["data_ptr"])
-    with open(path, "r+b") as f:
-        f.seek(ptr + 2)
-        f.write(b"\x00" * 64)
+    path = wreck_jpeg(write_beton(tmp_path / "bad.beton", 8), 2)
     with pytest.raises(LoadersError, match="sample 2: undecodable"):
         list(make_eval_loader(path, cfg()))
