@@ -103,3 +103,19 @@ def test_usage_errors_are_one_line_exit_2(capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "finite" in err and "toy --help" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["classes", "--limit", "-1"], "argument --limit: must be >= 0 (0 shows all), got -1"),
+    (["classes", "--limit", "2.5"], "argument --limit: expected a whole number, got '2.5'"),
+    (["inspect", "x.beton", "--grid-rows", "0"], "argument --grid-rows: must be >= 1, got 0"),
+    (["inspect", "plan.jsonl", "--examples", "-1"], "argument --examples: must be >= 0, got -1"),
+    (["plan", "--examples", "-2"], "argument --examples: must be >= 0, got -2"),
+])
+def test_whole_number_flags_share_one_parser_and_message(argv, message, capsys):
+    """int_at_least / positive_int: every count flag refuses bad values the same way."""
+    from engine.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"synthclone {argv[0]}: error: {message}" in err
