@@ -6,16 +6,21 @@ reads each planned row's stored bytes zero-copy from the memory-mapped .beton th
 :meth:`loaders.beton.BetonReader.encoded` and hands them to DALI with the label, sample_id and
 file index. Then, in one graph whose ``device`` switches CPU/GPU (as DALI's ResNet-50 example)::
 
-    train: decoders.image_random_crop (device "mixed" on a GPU, "cpu" otherwise) -> resize
-           -> crop_mirror_normalize (random mirror, ImageNet mean/std, CHW or HWC)
-    eval:  decoders.image_slice of FFCV's center window (side int(ratio * short side), at
-           ((W - c) // 2, (H - c) // 2)) -> resize -> crop_mirror_normalize
+    decoders.image_slice of the sample's window (device "mixed" on a GPU, "cpu" otherwise)
+    -> resize -> crop_mirror_normalize (mirror per sample, ImageNet mean/std, CHW or HWC)
+
+    train: the window and the mirror flag of :func:`loaders.augment.crop_params`, computed by
+           the feed: a pure function of (seed, epoch, row), the window the FFCV and torchvision
+           backends cut (DALI's own random crop and coin flip would depend on how many batches
+           its generator has served, so a resumed run would draw other crops)
+    eval:  FFCV's center window (side int(ratio * short side), at ((W - c) // 2, (H - c) // 2))
 
 Images stored raw (FFCV write modes raw/smart/proportion) skip the decoder: a DALI conditional
-sends them through ``random_resized_crop`` / ``slice`` instead.
+sends them through ``slice`` instead.
 
-Rows: the plan of every epoch is written to a small .npz in a private temporary folder before
-the epoch starts; the feed reads the plan of DALI's own epoch counter (``BatchInfo.epoch_idx``)
+Rows: the plan of every epoch (and its epoch key) is written to a small .npz in a private
+temporary folder before the epoch starts; the feed reads the plan of DALI's own epoch counter
+(``BatchInfo.epoch_idx``)
 and raises StopIteration after the last batch, so any epoch sequence (``set_epoch``, resume
 mid-epoch) works without restarting the worker processes. Sharding by rank and epoch-aware
 shuffling come from the plan. Output goes through ``DALIGenericIterator`` as torch tensors.
@@ -59,7 +64,7 @@ def center_window(height: np.ndarray, width: np.ndarray, ratio: float):
 def feed_outputs(with_raw: bool, eval_mode: bool) -> list[str]:
     """Names of :class:`BetonFeed`'s outputs, in order."""
     return (["encoded", "label", "sample_id", "file"] + (["raw", "is_raw"] if with_raw else [])
-            + (["anchor", "shape"] if eval_mode else []))
+            + ["anchor", "shape"] + ([] if eval_mode else ["mirror"]))
 
 
 class BetonFeed:
@@ -67,14 +72,16 @@ class BetonFeed:
 
     Picklable (worker processes reopen the files by path). Outputs per batch, one array per
     row (:func:`feed_outputs` names them): encoded bytes, label, sample_id, file index; with
-    ``with_raw`` the raw HWC pixels and an is-raw flag (placeholders where not raw); for eval
-    the center window's anchor and shape.
+    ``with_raw`` the raw HWC pixels and an is-raw flag (placeholders where not raw); the
+    window's anchor (x, y) and shape (w, h): for eval the center window, for train the keyed
+    random window (``spec``, a :class:`loaders.augment.CropSpec`) and the mirror flag.
     """
 
-    def __init__(self, files, plan_dir: str, ratio: float, eval_mode: bool, with_raw: bool):
+    def __init__(self, files, plan_dir: str, ratio: float, eval_mode: bool, with_raw: bool,
+                 spec=None):
         self.files = files  # [(path, image_field)]
         self.plan_dir, self.ratio, self.eval_mode = plan_dir, ratio, eval_mode
-        self.with_raw = with_raw
+        self.with_raw, self.spec = with_raw, spec
         self._readers = None
         self._plans: dict = {}
         self._offsets = None
@@ -132,6 +139,12 @@ class BetonFeed:
         if self.eval_mode:
             anchor, shape = center_window(np.array(hs), np.array(ws), self.ratio)
             out += [list(anchor), list(shape)]
+        else:
+            from loaders.augment import crop_params
+
+            c = crop_params(int(p["ekey"]), rows, hs, ws, self.spec)  # top, left, h, w, flip
+            out += [list(c[:, [1, 0]].astype(np.float32)), list(c[:, [3, 2]].astype(np.float32)),
+                    [np.array(v, dtype=np.int32) for v in c[:, 4]]]
         return tuple(out)
 
 
@@ -157,28 +170,16 @@ def _build_pipeline(feed, config, size: int, has_raw: bool, device_id, parallel:
         enc, raw, is_raw = outs["encoded"], outs.get("raw"), outs.get("is_raw")
         labels, sids, files = outs["label"], outs["sample_id"], outs["file"]
 
-        def decode_jpeg():
-            if train:
-                img = fn.decoders.image_random_crop(
-                    enc, device=decoder_device, output_type=types.RGB,
-                    random_area=list(config.crop_scale), random_aspect_ratio=list(
-                        config.crop_ratio), num_attempts=10)
-            else:
-                img = fn.decoders.image_slice(enc, outs["anchor"], outs["shape"],
-                                              device=decoder_device,
-                                              output_type=types.RGB, normalized_anchor=False,
-                                              normalized_shape=False, axis_names="WH")
+        def decode_jpeg():  # the window's pixels only (ROI decoding)
+            img = fn.decoders.image_slice(enc, outs["anchor"], outs["shape"],
+                                          device=decoder_device,
+                                          output_type=types.RGB, normalized_anchor=False,
+                                          normalized_shape=False, axis_names="WH")
             return fn.resize(img, device=op_device, size=[size, size],
                              interp_type=types.INTERP_TRIANGULAR, antialias=True)
 
         def crop_raw():
             img = raw.gpu() if gpu else raw
-            if train:
-                return fn.random_resized_crop(img, device=op_device, size=[size, size],
-                                              random_area=list(config.crop_scale),
-                                              random_aspect_ratio=list(config.crop_ratio),
-                                              interp_type=types.INTERP_TRIANGULAR,
-                                              antialias=True, num_attempts=10)
             img = fn.slice(img, outs["anchor"], outs["shape"], device=op_device,
                            normalized_anchor=False,
                            normalized_shape=False, axis_names="WH")
@@ -192,7 +193,7 @@ def _build_pipeline(feed, config, size: int, has_raw: bool, device_id, parallel:
                 images = decode_jpeg()
         else:
             images = decode_jpeg()
-        mirror = fn.random.coin_flip(probability=0.5) if (train and config.flip) else 0
+        mirror = outs["mirror"] if train else 0  # 0 for every row when flip is off
         images = fn.crop_mirror_normalize(images, device=op_device, dtype=dtype,
                                           output_layout="HWC" if config.channels_last else "CHW",
                                           mean=mean, std=std, mirror=mirror)
@@ -232,24 +233,29 @@ class DALIBackend:
             self._size = size
             self.close()
 
-    def _write_plan(self, k: int, plan) -> None:
+    def _write_plan(self, k: int, plan, epoch: int) -> None:
+        from loaders.augment import epoch_key
+
         tmp = os.path.join(self._dir, f".{k}.npz")
         with open(tmp, "wb") as f:
-            np.savez(f, rows=plan.rows, sizes=plan.sizes)
+            np.savez(f, rows=plan.rows, sizes=plan.sizes,
+                     ekey=np.uint64(epoch_key(self.config.seed, epoch)))
         os.replace(tmp, os.path.join(self._dir, f"{k}.npz"))
         old = os.path.join(self._dir, f"{k - 2}.npz")
         if os.path.exists(old):
             os.unlink(old)
 
-    def _start(self, plan) -> None:
+    def _start(self, plan, epoch: int) -> None:
         from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+
+        from loaders.augment import CropSpec
 
         self._dir = tempfile.mkdtemp(prefix="synthclone-dali-")
         self._dali_epoch = 0
-        self._write_plan(0, plan)
+        self._write_plan(0, plan, epoch)
         cfg = self.config
         feed = BetonFeed(self.files, self._dir, cfg.center_crop_ratio, cfg.pipeline == "eval",
-                         self.has_raw)
+                         self.has_raw, spec=CropSpec.of(cfg))
         self._pipe = _build_pipeline(feed, cfg, self._size, self.has_raw, self.device_id,
                                      parallel=cfg.dali_py_workers > 0,
                                      py_workers=cfg.dali_py_workers)
@@ -268,10 +274,10 @@ class DALIBackend:
         if self._iter is not None and not self._exhausted:
             self.close()  # the last epoch was left early: start fresh
         if self._iter is None:
-            self._start(plan)
+            self._start(plan, epoch)
         else:
             self._dali_epoch += 1
-            self._write_plan(self._dali_epoch, plan)
+            self._write_plan(self._dali_epoch, plan, epoch)
             self._iter.reset()
         self._exhausted = False
         fmt_last = self.config.channels_last

@@ -2,8 +2,14 @@
 
 Pipelines (ffcv-imagenet's, with the CPU bug avoided)::
 
-    train: RandomResizedCrop decode -> flip -> [normalize] -> ToTensor -> [ToDevice] -> ToTorchImage
+    train: keyed RandomResizedCrop + flip decode -> [normalize] -> ToTensor -> [ToDevice]
+           -> ToTorchImage
     eval:  CenterCrop decode (side = ratio * short side, ratio 224/256) -> same tail
+
+The train decoder (:class:`loaders.ffcv_decoder.KeyedRandomResizedCrop`) takes each sample's
+crop window and flip from :mod:`loaders.augment`, a pure function of (seed, epoch, row): FFCV's
+own decoder and flip draw from numba's unseeded generators. Two loaders with the same seed give
+the same pixels, and a loader resumed mid-epoch the same remaining batches.
 
 On CPU ``NormalizeImage`` runs *before* ``ToTensor`` (a jitted op after non-jitted ones makes
 ``Loader.__init__`` spin forever, libffcv/ffcv#396; PLATFORM.md). On CUDA the uint8 batch is
@@ -72,16 +78,15 @@ def _on_gpu(config) -> bool:
 
 def image_pipeline(config, size: int | None = None) -> list:
     """The FFCV image pipeline of ``config`` (train or eval, CPU or CUDA, float or uint8)."""
-    from ffcv.fields.rgb_image import CenterCropRGBImageDecoder, RandomResizedCropRGBImageDecoder
-    from ffcv.transforms import (NormalizeImage, RandomHorizontalFlip, ToDevice, ToTensor,
-                                 ToTorchImage)
+    from ffcv.fields.rgb_image import CenterCropRGBImageDecoder
+    from ffcv.transforms import NormalizeImage, ToDevice, ToTensor, ToTorchImage
+
+    from loaders.ffcv_decoder import KeyedRandomResizedCrop
 
     size = size or config.image_size
-    if config.pipeline == "train":
-        ops = [RandomResizedCropRGBImageDecoder((size, size), scale=config.crop_scale,
-                                                ratio=config.crop_ratio)]
-        if config.flip:
-            ops.append(RandomHorizontalFlip())
+    if config.pipeline == "train":  # crop and flip keyed by (seed, epoch, row): loaders.augment
+        ops = [KeyedRandomResizedCrop((size, size), scale=config.crop_scale,
+                                      ratio=config.crop_ratio, flip=config.flip)]
     else:
         ops = [CenterCropRGBImageDecoder((size, size), ratio=config.center_crop_ratio)]
     if not _on_gpu(config) and config.dtype != "uint8":
@@ -107,7 +112,7 @@ def _epoch_iterator_class():
 class _SafeMixin:
     """FFCV's ``EpochIterator`` fed with explicit chunks, failing loudly (see module doc)."""
 
-    def __init__(self, loader, chunks, timeout: float, what: str, lock=None):
+    def __init__(self, loader, chunks, timeout: float, what: str, lock=None, key=(0, 0)):
         from ffcv.loader.epoch_iterator import IS_CUDA
 
         threading.Thread.__init__(self, daemon=True, name=f"ffcv-epoch {what}")
@@ -134,6 +139,9 @@ class _SafeMixin:
                              for _ in range(loader.batches_ahead + 2)]
         self.memory_allocations = loader.graph.allocate_memory(loader.batch_size,
                                                                loader.batches_ahead + 2)
+        from loaders.ffcv_decoder import set_epoch_key
+
+        set_epoch_key(loader, self.memory_allocations, *key)  # before the decode thread starts
         self.start()
         # FFCV's run() sets the thread counts, then asks for its first chunk: from then on the
         # caller's torch count can be restored without this thread setting it again
@@ -229,7 +237,9 @@ class _FileLoader:
                 int(reader.page_size), c.pipeline, size, c.crop_scale, c.crop_ratio, c.flip,
                 c.center_crop_ratio, c.dtype, c.mean, c.std, c.device)
 
-    def epoch(self, chunks: list[np.ndarray]):
+    def epoch(self, chunks: list[np.ndarray], ekey: int = 0, first_row: int = 0):
+        """FFCV's iterator over ``chunks`` (rows of this file), the keyed decoder reading epoch
+        key ``ekey`` and this file's first loader row ``first_row`` (:mod:`loaders.augment`)."""
         from ffcv.pipeline.compiler import Compiler
 
         with keep_threads():
@@ -237,7 +247,7 @@ class _FileLoader:
             if self.loader.code is None:
                 self.loader.generate_code()
             return _epoch_iterator_class()(self.loader, chunks, self.config.timeout, self.path,
-                                           self.lock)
+                                           self.lock, key=(ekey, first_row))
 
     def set_image_size(self, size: int) -> None:
         from ffcv.pipeline.compiler import Compiler
@@ -306,11 +316,14 @@ class FFCVBackend:
         return layout, chunks, file_of
 
     def batches(self, plan, epoch: int):
+        from loaders.augment import epoch_key
+
         layout, chunks, file_of = self._split(plan)
+        ekey = epoch_key(self.config.seed, epoch)
         iters = {}
         try:
             for f, ch in chunks.items():
-                iters[f] = self._loader(f).epoch(ch)
+                iters[f] = self._loader(f).epoch(ch, ekey, int(self.file_offsets[f]))
             for b, parts in enumerate(layout):
                 s, e = int(plan.starts[b]), int(plan.starts[b + 1])
                 decoded = [(f, pos, next(iters[f])) for f, pos in parts]

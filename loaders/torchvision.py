@@ -7,10 +7,15 @@ worker processes), over .beton files or over an image folder.
   :func:`loaders.files.list_image_folder` (the product's one lister); labels are ImageNet-1K
   indices of wnid folder names (as ``synthclone pack`` assigns them) or, with
   ``labels="compact"``, ``0..k-1`` in sorted folder order (torchvision's ``ImageFolder``).
-* :func:`train_transform` / :func:`eval_transform`: RandomResizedCrop + flip, or the standard
-  resize to ``size / center_crop_ratio`` then center crop; ToImage, ToDtype, Normalize.
+* :func:`train_transform` / :func:`eval_transform`: RandomResizedCrop + flip with the window
+  and flip given, or the standard resize to ``size / center_crop_ratio`` then center crop;
+  ToImage, ToDtype, Normalize.
 * :class:`TorchvisionBackend`: the backend contract of :mod:`loaders.backends`; rows come from
   the plan through a batch sampler, so it delivers the same rows as the FFCV and DALI backends.
+  Each train row arrives with its epoch's key and the worker takes its crop window and flip
+  from :func:`loaders.augment.crop_params` (a pure function of seed, epoch and row, the same
+  windows the FFCV decoder cuts), never from torch's global or worker generator: which worker
+  decodes a row, and how many there are, changes nothing.
 * :func:`folder_loader`: a train or eval loader over an image folder (this backend only).
 """
 from __future__ import annotations
@@ -24,7 +29,7 @@ import torch
 from loaders.batch import Batch
 from loaders.errors import LoaderConfigError, LoaderWorkerError, LoadersError
 
-__all__ = ["BetonDataset", "ImageFolderDataset", "FolderSource", "TorchvisionBackend",
+__all__ = ["BetonDataset", "ImageFolderDataset", "FolderSource", "TorchvisionBackend", "TrainTransform",
            "train_transform", "eval_transform", "folder_loader", "require"]
 
 
@@ -43,17 +48,32 @@ def _tail(config) -> list:
     return ops
 
 
-def train_transform(config, size: int | None = None):
-    """RandomResizedCrop(size, crop_scale, crop_ratio) -> flip -> tensor (normalised float or
-    uint8), applied to a PIL image."""
-    from torchvision.transforms import v2
+class TrainTransform:
+    """RandomResizedCrop with its window given: ``transform(image, (top, left, h, w, flip))``
+    crops the PIL image, resizes it to ``size`` (bilinear, antialiased: what
+    ``v2.RandomResizedCrop`` does with the window it draws), mirrors it when ``flip``, then
+    makes the tensor (normalised float or uint8). The window comes from
+    :func:`loaders.augment.crop_params`."""
 
-    size = size or config.image_size
-    ops = [v2.RandomResizedCrop(size, scale=config.crop_scale, ratio=config.crop_ratio,
-                                antialias=True)]
-    if config.flip:
-        ops.append(v2.RandomHorizontalFlip())
-    return v2.Compose(ops + _tail(config))
+    def __init__(self, config, size: int):
+        from torchvision.transforms import v2
+
+        self.size = int(size)
+        self.tail = v2.Compose(_tail(config))
+
+    def __call__(self, img, params):
+        from torchvision.transforms.v2 import functional as F
+
+        top, left, h, w, flip = (int(v) for v in params)
+        img = F.resized_crop(img, top, left, h, w, [self.size, self.size], antialias=True)
+        if flip:
+            img = F.horizontal_flip(img)
+        return self.tail(img)
+
+
+def train_transform(config, size: int | None = None) -> TrainTransform:
+    """The train transform (:class:`TrainTransform`) of ``config`` at ``size``."""
+    return TrainTransform(config, size or config.image_size)
 
 
 def eval_transform(config, size: int | None = None):
@@ -66,8 +86,6 @@ def eval_transform(config, size: int | None = None):
                        v2.CenterCrop(size)] + _tail(config))
 
 
-def _transform(config, size=None):
-    return (train_transform if config.pipeline == "train" else eval_transform)(config, size)
 
 
 class BetonDataset(torch.utils.data.Dataset):
@@ -183,14 +201,15 @@ class FolderSource:
 
 
 class _PlanSampler(torch.utils.data.Sampler):
-    """Yields the current epoch plan's batches (set before each epoch)."""
+    """Yields the current epoch plan's batches (set before each epoch) as ``(row, epoch key)``
+    items."""
 
     def __init__(self):
-        self.plan = None
+        self.plan, self.ekey = None, 0
 
     def __iter__(self):
         for b in range(len(self.plan)):
-            yield self.plan.batch(b).tolist()
+            yield [(row, self.ekey) for row in self.plan.batch(b).tolist()]
 
     def __len__(self) -> int:
         return len(self.plan) if self.plan is not None else 0
@@ -205,19 +224,30 @@ def _collate(items):
 
 
 class _Concat(torch.utils.data.Dataset):
-    """Datasets of several sources in one row space; ``file`` is numbered across sources."""
+    """Datasets of several sources in one row space; ``file`` is numbered across sources.
+    ``dataset[(row, epoch key)]`` decodes the row and applies ``transform``: the train
+    transform with the row's keyed crop (``spec`` set), else the eval transform."""
 
     def __init__(self, parts):
-        self.parts = parts  # (dataset, row offset, file offset)
+        self.parts = parts  # (dataset, row offset, file offset); their transforms are None
         self.starts = np.array([o for _, o, _ in parts], dtype=np.int64)
+        self.transform, self.spec = None, None
 
     def __len__(self) -> int:
         return sum(len(d) for d, _, _ in self.parts)
 
-    def __getitem__(self, row: int):
+    def __getitem__(self, item):
+        from loaders.augment import crop_params
+
+        row, ekey = item
         k = int(np.searchsorted(self.starts, row, side="right") - 1)
         d, off, foff = self.parts[k]
         img, label, sid, f = d[int(row - off)]
+        if self.spec is not None:
+            params = crop_params(ekey, [row], [img.height], [img.width], self.spec)[0]
+            img = self.transform(img, params)
+        elif self.transform is not None:
+            img = self.transform(img)
         return img, label, sid, f + foff
 
 
@@ -235,16 +265,19 @@ class TorchvisionBackend:
             parts.append((ds, row_off, file_off))
             row_off += s.total
             file_off += len(s.paths)
-        self.datasets = [d for d, _, _ in parts]
         self.dataset = _Concat(parts)
         self.sampler = _PlanSampler()
         self._loader = None
+        if config.pipeline == "train":
+            from loaders.augment import CropSpec, crop_params
+
+            self.dataset.spec = CropSpec.of(config)
+            crop_params(0, [0], [1], [1], self.dataset.spec)  # compile once, before the fork
         self.set_image_size(config.image_size)
 
     def set_image_size(self, size: int) -> None:
-        t = _transform(self.config, size)
-        for d in self.datasets:
-            d.transform = t
+        train = self.config.pipeline == "train"
+        self.dataset.transform = (train_transform if train else eval_transform)(self.config, size)
         self._loader = None  # persistent workers hold the old transform: restart them
 
     def _data_loader(self):
@@ -260,8 +293,10 @@ class TorchvisionBackend:
         return self._loader
 
     def batches(self, plan, epoch: int):
+        from loaders.augment import epoch_key
+
         cfg = self.config
-        self.sampler.plan = plan
+        self.sampler.plan, self.sampler.ekey = plan, epoch_key(cfg.seed, epoch)
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         it = iter(self._data_loader())
         for b in range(len(plan)):

@@ -7,19 +7,24 @@
   the real rows and the synthetic rows *separately*, so no image mixes the two domains and the
   DualBN split and the λ-weighting stay exact.
 * :class:`MultiCrop` — DINO multi-crop (seed 002 §5: 1 global + 8 local crops). The loader
-  yields one view of each image (set ``data.resolution`` to the base view, e.g. 256, the
-  loader's own random crop being the first, mild crop); we cut the global crop
-  (224 px, 40-100% of the area) and the local crops (96 px, 5-40%) from it on the device, with
-  DINO's flips, colour jitter, grayscale and blur. Crops of real images stay before crops of
-  synthetic ones, so each crop batch keeps the real-first split.
+  yields each image whole as uint8 pixels at a base view large enough that the smallest global
+  crop is not upsampled (:func:`multicrop_base_view`, set up by ``engine.train.data``); we cut
+  the global crop (224 px, 40-100% of the area) and the local crops (96 px, 5-40%) from it on
+  the device, with DINO's flips, colour jitter, grayscale and blur. Crops of real images stay
+  before crops of synthetic ones, so each crop batch keeps the real-first split.
 
-Randomness comes from torch's global generator (numpy's for timm's Mixup), which checkpoints
-save and restore, so resumed runs draw the same augmentations.
+Randomness: multi-crop's crops, flips and colour draws are a pure function of (seed, epoch,
+sample) — counter-based draws of :mod:`loaders.augment` (stream ``multicrop``, the loaders'
+crops being stream ``crop``) keyed by each row's source file and ``sample_id``
+(:func:`multicrop_keys`) — so they do not depend on the rank, the batch a sample lands in or
+any generator's state. RandAugment uses torch's global generator and timm's Mixup numpy's;
+checkpoints save and restore both, so resumed runs draw the same augmentations.
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -124,17 +129,61 @@ class DomainMixup:
         return images, targets
 
 
-def _random_boxes(n: int, height: int, width: int, scale, ratio=(3 / 4, 4 / 3),
-                  device=None) -> torch.Tensor:
-    """``n`` RandomResizedCrop boxes ``(x1, y1, x2, y2)`` (area share in ``scale``)."""
-    area = torch.empty(n).uniform_(scale[0], scale[1]) * height * width
-    log_r = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]))
-    r = torch.exp(log_r)
-    w = torch.sqrt(area * r).clamp(1, width)
-    h = torch.sqrt(area / r).clamp(1, height)
-    x0 = torch.rand(n) * (width - w)
-    y0 = torch.rand(n) * (height - h)
-    return torch.stack([x0, y0, x0 + w, y0 + h], 1).to(device)
+BASE_VIEW_STEP = 4
+"""The base view's side is rounded up to a multiple of this (356 px for 224 px at 40 %)."""
+PHOTO_DRAWS = 7
+"""Draws per crop for the colour pipeline: jitter on, brightness, contrast, saturation,
+grayscale on, blur sigma, blur on (after the crop's draws, see :func:`keyed_draws`)."""
+
+
+def multicrop_base_view(global_size: int, global_scale, at_least: int = 0) -> int:
+    """Side of the square base view the loader should deliver for multi-crop: the smallest
+    global crop (area share ``global_scale[0]``, side ``sqrt(share) * base``) is then at least
+    ``global_size`` px, not upsampled (224 px at 40 % -> 354.2 -> 356)."""
+    need = math.ceil(global_size / math.sqrt(global_scale[0]) - 1e-9)
+    step = BASE_VIEW_STEP
+    return max(int(at_least), -(-need // step) * step)
+
+
+def multicrop_keys(seed: int, epoch: int, source, sample_id) -> np.ndarray:
+    """Per-row uint64 keys for multi-crop: ``(seed, epoch, source file, sample_id)`` through
+    :mod:`loaders.augment`'s hash (stream ``multicrop``)."""
+    from loaders.augment import epoch_key, sample_keys
+
+    ekey = epoch_key(seed, epoch, stream="multicrop")
+    return sample_keys(sample_keys(ekey, source), sample_id)
+
+
+def batch_keys(batch, seed: int, epoch: int, position: int, rank: int = 0) -> np.ndarray:
+    """:func:`multicrop_keys` of a loader batch's rows, named by its ``source`` and
+    ``sample_id`` (:class:`loaders.batch.Batch`); a batch without them is named by the rows'
+    positions in this rank's epoch (``position``: the first row's), an exact function of
+    (seed, epoch, rank, world size) for a loader whose batches are."""
+    sid, src = getattr(batch, "sample_id", None), getattr(batch, "source", None)
+    if sid is not None and src is not None:
+        return multicrop_keys(seed, epoch, np.asarray(src.cpu()), np.asarray(sid.cpu()))
+    n = len(batch[1])
+    return multicrop_keys(seed, epoch, np.full(n, -1 - rank), position + np.arange(n))
+
+
+def keyed_draws(keys, first: int, crops: int, height: int, width: int, scale):
+    """Crops ``first .. first+crops-1`` of rows with keys ``keys`` (B,), each from its own key
+    (``sample_key(row key, crop index)``): RandomResizedCrop windows of a ``height`` x
+    ``width`` view (area share ``scale``, aspect 3/4-4/3: torchvision's distribution), flips
+    and the colour draws. Crop-major (every row's first crop, then the next, ...): ``(boxes
+    (crops*B, 4) as x1 y1 x2 y2, flip (crops*B,) bool, photo (crops*B, PHOTO_DRAWS))``."""
+    from loaders.augment import FLIP_DRAW, CropSpec, crop_windows, sample_keys, uniforms
+
+    keys = np.asarray(keys, dtype=np.uint64)
+    index = np.repeat(np.arange(first, first + crops), len(keys))
+    crop_keys = sample_keys(np.tile(keys, crops), index)
+    n = len(crop_keys)
+    win = crop_windows(crop_keys, np.full(n, height), np.full(n, width),
+                       CropSpec(scale=tuple(scale), flip=True))  # top, left, h, w, flip
+    boxes = np.stack([win[:, 1], win[:, 0], win[:, 1] + win[:, 3], win[:, 0] + win[:, 2]], 1)
+    photo = uniforms(crop_keys, PHOTO_DRAWS, first=FLIP_DRAW + 1)
+    return (torch.from_numpy(boxes.astype(np.float32)), torch.from_numpy(win[:, 4] == 1),
+            torch.from_numpy(photo.astype(np.float32)))
 
 
 def resized_crops(x: torch.Tensor, rows: torch.Tensor, boxes: torch.Tensor,
@@ -164,27 +213,32 @@ def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, apply: torch.Tensor) ->
     return torch.where(apply.to(x.device).view(n, 1, 1, 1), y, x)
 
 
-def dino_photometric(x: torch.Tensor, blur_p: float) -> torch.Tensor:
+def dino_photometric(x: torch.Tensor, blur_p: float, u: torch.Tensor | None = None
+                     ) -> torch.Tensor:
     """DINO's colour pipeline on [0, 1] images: jitter (brightness 0.4, contrast 0.4,
     saturation 0.2; DINO's hue 0.1 is left out) with p 0.8, grayscale p 0.2, blur p ``blur_p``
-    (sigma 0.1-2)."""
+    (sigma 0.1-2). ``u``: (N, PHOTO_DRAWS) uniforms in [0, 1) (from :func:`keyed_draws`);
+    None draws them from torch's global generator."""
     n = x.shape[0]
     dev = x.device
+    if u is None:
+        u = torch.rand(n, PHOTO_DRAWS)
+    u = u.to(dev).view(n, PHOTO_DRAWS, 1, 1, 1)
     gray_w = torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)
-    jitter = (torch.rand(n) < 0.8).to(dev).view(n, 1, 1, 1)
-    b = torch.empty(n).uniform_(0.6, 1.4).to(dev).view(n, 1, 1, 1)
-    c = torch.empty(n).uniform_(0.6, 1.4).to(dev).view(n, 1, 1, 1)
-    s = torch.empty(n).uniform_(0.8, 1.2).to(dev).view(n, 1, 1, 1)
+    jitter = u[:, 0] < 0.8
+    b = 0.6 + 0.8 * u[:, 1]
+    c = 0.6 + 0.8 * u[:, 2]
+    s = 0.8 + 0.4 * u[:, 3]
     y = (x * b).clamp(0, 1)
     mean = (y * gray_w).sum(1, keepdim=True).mean((2, 3), keepdim=True)
     y = (c * y + (1 - c) * mean).clamp(0, 1)
     g = (y * gray_w).sum(1, keepdim=True)
     y = (s * y + (1 - s) * g).clamp(0, 1)
     x = torch.where(jitter, y, x)
-    gray = (torch.rand(n) < 0.2).to(dev).view(n, 1, 1, 1)
+    gray = u[:, 4] < 0.2
     x = torch.where(gray, (x * gray_w).sum(1, keepdim=True).expand_as(x), x)
-    sigma = torch.empty(n).uniform_(0.1, 2.0)
-    return _gaussian_blur(x, sigma, torch.rand(n) < blur_p)
+    sigma = 0.1 + 1.9 * u[:, 5].reshape(n)
+    return _gaussian_blur(x, sigma, u[:, 6].reshape(n) < blur_p)
 
 
 class MultiCrop:
@@ -196,28 +250,36 @@ class MultiCrop:
         self.global_size, self.local_size = global_size, local_size
         self.global_scale, self.local_scale = tuple(global_scale), tuple(local_scale)
 
-    def _crops(self, x01: torch.Tensor, order: torch.Tensor, size: int, scale,
-               blur_p: float) -> torch.Tensor:
+    def _crops(self, x01: torch.Tensor, keys, rows: torch.Tensor, first: int, crops: int,
+               size: int, scale, blur_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Crops ``first .. first+crops-1`` of images ``rows`` (crop-major): ``(images, rows)``."""
         _, _, h, w = x01.shape
-        boxes = _random_boxes(len(order), h, w, scale, device=x01.device)
-        crops = resized_crops(x01, order, boxes, size)
-        flip = (torch.rand(len(order)) < 0.5).to(x01.device).view(-1, 1, 1, 1)
-        crops = torch.where(flip, crops.flip(-1), crops)
-        return dino_photometric(crops, blur_p)
+        boxes, flip, photo = keyed_draws(keys[rows.numpy()], first, crops, h, w, scale)
+        rows = rows.repeat(crops)
+        out = resized_crops(x01, rows, boxes, size)
+        out = torch.where(flip.to(x01.device).view(-1, 1, 1, 1), out.flip(-1), out)
+        return dino_photometric(out, blur_p, photo), rows
 
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor, num_real: int):
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, num_real: int, keys):
         """-> ``[(global (B,3,G,G), labels, num_real), (local (L*B,3,S,S), labels, L*num_real)]``;
-        local crops of real images come first."""
+        local crops of real images come first. ``keys``: (B,) uint64 per-row keys
+        (:func:`multicrop_keys`): crop ``c`` of a row (0 global, 1..L local) is a function of
+        the row's key and ``c`` alone."""
         x01 = to_uint8(images).float() / 255
         n = x01.shape[0]
+        keys = np.asarray(keys, dtype=np.uint64)
+        if keys.shape != (n,):
+            raise ValueError(f"MultiCrop: {keys.shape} keys for {n} images")
         rows = torch.arange(n)
-        views = [(normalize(self._crops(x01, rows, self.global_size, self.global_scale, 1.0)),
-                  labels, num_real)]
+        glob, _ = self._crops(x01, keys, rows, 0, 1, self.global_size, self.global_scale, 1.0)
+        views = [(normalize(glob), labels, num_real)]
         if self.local_crops:
             # real rows' crops, then synthetic rows' crops (real-first for DualBN)
-            order = torch.cat([rows[:num_real].repeat(self.local_crops),
-                               rows[num_real:].repeat(self.local_crops)])
-            local = self._crops(x01, order, self.local_size, self.local_scale, 0.5)
+            parts = [self._crops(x01, keys, r, 1, self.local_crops, self.local_size,
+                                 self.local_scale, 0.5)
+                     for r in (rows[:num_real], rows[num_real:]) if len(r)]
+            local = torch.cat([p[0] for p in parts])
+            order = torch.cat([p[1] for p in parts])
             views.append((normalize(local), labels[order.to(labels.device)],
                           num_real * self.local_crops))
         return views

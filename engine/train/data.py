@@ -101,8 +101,8 @@ class TensorSource:
         return self._perms[key]
 
     def _batch(self, i: int) -> Batch:
-        parts_x, parts_y = [], []
-        for domain, n in (("real", self.n_real), ("synthetic", self.n_syn)):
+        parts_x, parts_y, parts_id, parts_src = [], [], [], []
+        for source, (domain, n) in enumerate((("real", self.n_real), ("synthetic", self.n_syn))):
             if not n:
                 continue
             start = (i * self.world_size + self.rank) * n
@@ -110,13 +110,17 @@ class TensorSource:
             x, y = self.domains[domain]
             parts_x.append(x[idx])
             parts_y.append(y[idx])
+            parts_id.append(idx)
+            parts_src.append(torch.full((n,), source, dtype=torch.long))
         images, labels = torch.cat(parts_x), torch.cat(parts_y)
         if self.resolution and images.shape[-1] != self.resolution:
             images = F.interpolate(images.float(), size=(self.resolution, self.resolution),
                                    mode="bilinear", antialias=True, align_corners=False)
         if self.device is not None:
             images, labels = images.to(self.device), labels.to(self.device)
-        return Batch(images, labels, self.n_real)
+        # sample_id: the row of its domain; source: 0 real, 1 synthetic (as loaders' batches)
+        return Batch(images, labels, self.n_real, sample_id=torch.cat(parts_id),
+                     source=torch.cat(parts_src))
 
     def __iter__(self):
         start, self.start_batch = self.start_batch, 0
@@ -189,6 +193,27 @@ def _check_file(path: str | None, key: str) -> None:
                           "pack / generate)")
 
 
+def multicrop_view(cfg, base):
+    """The train loader's config: ``base``, or with DINO multi-crop (``augment.local_crops``)
+    the base view ``engine.train.augment.MultiCrop`` cuts its crops from: each whole image
+    (``crop_scale`` 1-1, no flip; its aspect clamped to 3/4-4/3 as RandomResizedCrop's
+    fallback does) as uint8 pixels at ``max(data.resolution, multicrop_base_view(...))`` px, so
+    the smallest global crop is not upsampled (356 px for 224 px at 40 %) and no float image is
+    normalised only to be turned back into pixels."""
+    from engine.errors import ConfigError
+    from engine.train.augment import multicrop_base_view
+
+    a = cfg.augment
+    if not a.local_crops:
+        return base
+    if cfg.data.min_resolution is not None:
+        raise ConfigError("augment.local_crops (multi-crop) and data.min_resolution "
+                          "(progressive resizing) do not combine: multi-crop sets the crop "
+                          "sizes itself (augment.global_crop_size); unset one of them")
+    size = multicrop_base_view(a.global_crop_size, a.global_crop_scale, cfg.data.resolution)
+    return base.replace(dtype="uint8", crop_scale=(1.0, 1.0), flip=False, image_size=size)
+
+
 def build_loaders(cfg, info, micro_batch: int, run_dir: str | None):
     """The training and evaluation loaders of ``cfg.data`` (``loaders.mixing``), the labels of
     each file (for the label-space check) and what the run folder records about the data.
@@ -216,6 +241,7 @@ def build_loaders(cfg, info, micro_batch: int, run_dir: str | None):
                         os_cache=d.os_cache, distributed=info.enabled, rank=info.rank,
                         world_size=info.world_size, crop_scale=tuple(d.crop_scale),
                         flip=d.flip)
+    train_cfg = multicrop_view(cfg, base)
     provenance = {key: beton_record(getattr(d, key)) for key in ("real", "synthetic", "eval")
                   if getattr(d, key) is not None and os.path.isfile(getattr(d, key))}
     real_subset = None
@@ -232,7 +258,7 @@ def build_loaders(cfg, info, micro_batch: int, run_dir: str | None):
     share = d.share
     real = d.real if (share < 1 or d.mix_mode == "union") else None
     syn = d.synthetic if (share > 0 or d.mix_mode == "union") else None
-    train = DualDomainLoader(real, syn, base, MixConfig(synthetic_share=share, mode=d.mix_mode),
+    train = DualDomainLoader(real, syn, train_cfg, MixConfig(synthetic_share=share, mode=d.mix_mode),
                              real_subset=real_subset if real is not None else None)
     evaluation = None
     if d.eval is not None:

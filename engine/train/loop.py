@@ -22,7 +22,7 @@ import torch
 from engine.config import to_dict
 from engine.errors import ConfigError
 from engine.train import checkpoint as ckpt_io
-from engine.train.augment import BatchRandAugment, DomainMixup, MultiCrop
+from engine.train.augment import BatchRandAugment, DomainMixup, MultiCrop, batch_keys
 from engine.train.config import TrainConfig
 from engine.train.distributed import DistInfo, all_gather_object, all_reduce_sum, barrier
 from engine.train.evaluate import evaluate
@@ -259,8 +259,10 @@ class Trainer:
         targets = labels
         if self.mixup is not None:
             images, targets = self.mixup(images, labels, k)
-        if self.multicrop is not None:
-            views = self.multicrop(images, labels, k)
+        if self.multicrop is not None:  # crops keyed by (seed, epoch, sample): see augment.py
+            keys = batch_keys(batch, self.cfg.run.seed, self.progress.epoch,
+                              (self.progress.batch - 1) * len(labels), self.info.rank)
+            views = self.multicrop(images, labels, k, keys)
         else:
             views = [(images, targets, k)]
         return [(x.contiguous(memory_format=fmt), t, n) for x, t, n in views], labels, k
