@@ -143,8 +143,9 @@ class BetonFeed:
             from loaders.augment import crop_params
 
             c = crop_params(int(p["ekey"]), rows, hs, ws, self.spec)  # top, left, h, w, flip
-            out += [list(c[:, [1, 0]].astype(np.float32)), list(c[:, [3, 2]].astype(np.float32)),
-                    [np.array(v, dtype=np.int32) for v in c[:, 4]]]
+            anchor = np.ascontiguousarray(c[:, [1, 0]], dtype=np.float32)  # x, y
+            shape = np.ascontiguousarray(c[:, [3, 2]], dtype=np.float32)  # w, h
+            out += [list(anchor), list(shape), [np.array(v, dtype=np.int32) for v in c[:, 4]]]
         return tuple(out)
 
 
