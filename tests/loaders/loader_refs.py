@@ -97,3 +97,12 @@ def keyed_crop(img: np.ndarray, params, size: int) -> np.ndarray:
     top, left, hh, ww, flip = (int(v) for v in params)
     out = cv2.resize(img[top:top + hh, left:left + ww], (size, size), interpolation=cv2.INTER_AREA)
     return out[:, ::-1] if flip else out
+
+
+def keyed_params_ref(seed: int, epoch: int, row: int, height: int, width: int,
+                     scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip: bool = True):
+    """(top, left, h, w, flip) of loader row ``row`` in ``epoch`` of ``seed``, all in plain
+    Python (what :func:`loaders.augment.crop_params` must give)."""
+    key = sample_key_ref(epoch_key_ref(seed & M64, epoch), row)
+    return (*crop_window_ref(key, height, width, scale, ratio),
+            int(flip and uniform_ref(key, 40) < 0.5))

@@ -11,12 +11,10 @@ from loaders.errors import LoaderWorkerError
 from loaders.mixing import DualDomainLoader, make_eval_loader, make_loader
 from loaders.sources import BetonSource
 from tests.loaders.loader_data import write_beton
-from tests.loaders.loader_refs import center_crop, expected_rows, normalize
+from tests.loaders.loader_refs import (center_crop, expected_rows, keyed_crop, keyed_params_ref,
+                                       normalize)
 
 SIZE = 32
-# a train pipeline whose random crop is deterministic: area and aspect ratio 1 make FFCV fall
-# back to the centred square of the short side (ffcv get_random_crop), and no flip
-FIXED = dict(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=False)
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +65,12 @@ def test_uint8_channels_last_output(files):
     assert (b.images[0].permute(1, 2, 0).numpy() == im0).all()
 
 
-def check_batches(loader, sources, epochs=2):
-    """Every batch holds exactly the planned rows, with matching labels, ids and pixels."""
+def check_batches(loader, sources, epochs=2, seed=0):
+    """Every batch holds exactly the planned rows, with matching labels, ids and pixels: each
+    row's default RandomResizedCrop + flip, its window and flip computed by the plain-Python
+    reference of (seed, epoch, row) (loader_refs.keyed_params_ref)."""
     imgs = pixels([p for s in sources for p in s.paths])
+    flips = 0
     for epoch in range(epochs):
         plan = loader.epoch_plan(epoch)
         got = [b.clone() for b in loader]
@@ -80,47 +81,55 @@ def check_batches(loader, sources, epochs=2):
             assert batch.num_real == plan.num_real[b]
             assert batch.labels.tolist() == labels.tolist()
             assert batch.sample_id.tolist() == sids.tolist()
-            want = np.stack([normalize(center_crop(imgs[r], SIZE, 1.0)) for r in rows])
+            params = [keyed_params_ref(seed, epoch, int(r), *imgs[r].shape[:2]) for r in rows]
+            flips += sum(p[4] for p in params)
+            want = np.stack([normalize(keyed_crop(imgs[r], p, SIZE))
+                             for r, p in zip(rows, params)])
             torch.testing.assert_close(batch.images, torch.from_numpy(want), atol=1e-5,
                                        rtol=0)
+    assert flips > 0  # the reference did draw flips (and the loader matched them)
 
 
 @pytest.mark.timeout(300)
 def test_dual_batches_are_the_planned_rows_with_right_pixels(files):
     real, syn = BetonSource(files["real"]), BetonSource([files["syn0"], files["syn1"]])
-    loader = DualDomainLoader(real, syn, cfg(**FIXED), MixConfig(synthetic_share=0.5))
+    loader = DualDomainLoader(real, syn, cfg(seed=3), MixConfig(synthetic_share=0.5))
     assert len(loader) == 30 // 4
     for batch in loader:
         assert batch.num_real == 4
         assert (batch.source[:4] == 0).all() and (batch.source[4:] >= 1).all()
     loader.set_epoch(0)
-    check_batches(loader, [real, syn])
+    check_batches(loader, [real, syn], seed=3)
 
 
 @pytest.mark.timeout(300)
 def test_union_batches_over_three_files(files):
     real, syn = BetonSource(files["real"]), BetonSource([files["syn0"], files["syn1"]])
-    loader = DualDomainLoader(real, syn, cfg(**FIXED), MixConfig(mode="union"))
+    loader = DualDomainLoader(real, syn, cfg(), MixConfig(mode="union"))
     assert len(loader) == (30 + 46) // 8
     check_batches(loader, [real, syn], epochs=1)
 
 
 @pytest.mark.timeout(300)
 def test_resume_mid_epoch_gives_the_remaining_batches(files):
+    """Rows, and pixels: the default random crops and flips are the ones the uninterrupted
+    loader cut (keyed by seed, epoch and row, loaders.augment)."""
     def run(loader):
-        return [b.sample_id.tolist() for b in loader]
+        return [(b.sample_id.tolist(), b.images.clone()) for b in loader]
     a = make_loader(files["real"], cfg(seed=4))
     a.set_epoch(1)
     full = run(a)
     b = make_loader(files["real"], cfg(seed=4))
     b.set_epoch(1)
     it = iter(b)
-    first = [next(it).sample_id.tolist() for _ in range(2)]
+    first = [(x.sample_id.tolist(), x.images.clone()) for x in (next(it), next(it))]
     state = b.state_dict()
     assert state == {"epoch": 1, "batch": 2}
     c = make_loader(files["real"], cfg(seed=4))
     c.load_state_dict(state)
-    assert first + run(c) == full
+    resumed = first + run(c)
+    assert [r for r, _ in resumed] == [r for r, _ in full]
+    assert all(torch.equal(x, y) for (_, x), (_, y) in zip(resumed, full))
     assert c.state_dict() == {"epoch": 2, "batch": 0}
 
 
@@ -187,7 +196,7 @@ def test_cuda_output_equals_the_cpu_output(files):
     torch.testing.assert_close(torch.cat([b.images for b in gpu]).cpu(),
                                torch.cat([b.images for b in cpu]), atol=1e-5, rtol=0)
     real, syn = BetonSource(files["real"]), BetonSource([files["syn0"], files["syn1"]])
-    loader = DualDomainLoader(real, syn, cfg(device="cuda", **FIXED), MixConfig())
+    loader = DualDomainLoader(real, syn, cfg(device="cuda"), MixConfig())
     batch = next(iter(loader))
     assert batch.images.is_cuda and batch.num_real == 4
     assert batch.labels.cpu().tolist() == expected_rows(
@@ -305,13 +314,14 @@ def test_a_loader_reuses_the_compiled_pipeline_of_an_earlier_one_with_the_same_s
     """FFCV compiles each loader's pipeline anew (~1-2 s per loader and file); a later loader
     of the same spec, even over another file of the same layout, runs the stages already
     compiled in this process, with the same pixels, labels and ids."""
-    spec = cfg(**FIXED, seed=11)
+    spec = cfg(seed=11)
     first = make_loader(files["syn0"], spec)
     list(first)
     other = write_beton(tmp_path / "other.beton", 18, num_classes=3, label_base=10,
                         synthetic=True, sample_id_base=300)
     loader = make_loader(other, spec)
-    _, names = compiles(lambda: check_batches(loader, [loader.sources[0]], epochs=1))
+    _, names = compiles(lambda: check_batches(loader, [loader.sources[0]], epochs=1,
+                                                    seed=11))
     # only FFCV's memory reader, compiled eagerly inside ffcv's Loader(), is left
     assert set(names) <= {"read"}, names
     assert loader.backend._loaders[0].shared
