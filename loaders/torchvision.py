@@ -29,8 +29,8 @@ import torch
 from loaders.batch import Batch
 from loaders.errors import LoaderConfigError, LoaderWorkerError, LoadersError
 
-__all__ = ["BetonDataset", "ImageFolderDataset", "FolderSource", "TorchvisionBackend", "TrainTransform",
-           "train_transform", "eval_transform", "folder_loader", "require"]
+__all__ = ["BetonDataset", "ImageFolderDataset", "FolderSource", "TorchvisionBackend",
+           "TrainTransform", "train_transform", "eval_transform", "folder_loader", "require"]
 
 
 def require() -> None:
@@ -84,8 +84,6 @@ def eval_transform(config, size: int | None = None):
     size = size or config.image_size
     return v2.Compose([v2.Resize(int(round(size / config.center_crop_ratio)), antialias=True),
                        v2.CenterCrop(size)] + _tail(config))
-
-
 
 
 class BetonDataset(torch.utils.data.Dataset):

@@ -258,7 +258,8 @@ def build_loaders(cfg, info, micro_batch: int, run_dir: str | None):
     share = d.share
     real = d.real if (share < 1 or d.mix_mode == "union") else None
     syn = d.synthetic if (share > 0 or d.mix_mode == "union") else None
-    train = DualDomainLoader(real, syn, train_cfg, MixConfig(synthetic_share=share, mode=d.mix_mode),
+    train = DualDomainLoader(real, syn, train_cfg,
+                             MixConfig(synthetic_share=share, mode=d.mix_mode),
                              real_subset=real_subset if real is not None else None)
     evaluation = None
     if d.eval is not None:

@@ -74,7 +74,8 @@ def crop_window_ref(key: int, height: int, width: int, scale, ratio):
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
     for a in range(10):
         target = area * (scale[0] + (scale[1] - scale[0]) * uniform_ref(key, 4 * a))
-        aspect = math.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * uniform_ref(key, 4 * a + 1))
+        aspect = math.exp(log_ratio[0]
+                          + (log_ratio[1] - log_ratio[0]) * uniform_ref(key, 4 * a + 1))
         w = int(round(math.sqrt(target * aspect)))
         h_ = int(round(math.sqrt(target / aspect)))
         if 0 < w <= width and 0 < h_ <= height:

@@ -1,6 +1,8 @@
 """A SIGKILLed run resumed with --resume ends with the same weights as an uninterrupted one
 (CPU, fp32, bitwise), through mid-epoch checkpoints, an epoch end, EMA, RandAugment, mixup,
-dropout and gradient accumulation."""
+dropout and gradient accumulation: on tensors in memory, and on .beton files through the FFCV
+dual-domain loader with its default random-resized crop and flip (keyed by seed, epoch and
+row: loaders.augment)."""
 import json
 import os
 import signal
@@ -12,6 +14,26 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))))
+
+
+WNIDS = ["n01440764", "n01443537", "n01484850", "n01491361"]  # ImageNet-1K labels 0-3
+
+
+@pytest.fixture(scope="module")
+def betons(tmp_path_factory):
+    """A packed real set (32 images) and a synthetic one (48), as users make them."""
+    from engine.train.toydata import write_image_folder
+    from loaders.beton.pack import pack
+    from loaders.beton.pack_config import PackConfig
+
+    root = tmp_path_factory.mktemp("data")
+    out = []
+    for name, per_class, seed in (("real", 8, 0), ("syn", 12, 1)):
+        write_image_folder(str(root / name), WNIDS, per_class=per_class, seed=seed, size=40)
+        pack(PackConfig(source=str(root / name), out=str(root / f"{name}.beton"),
+                        max_resolution=None))
+        out.append(str(root / f"{name}.beton"))
+    return out
 
 
 def child(out, *flags, stdin=None):
@@ -35,19 +57,32 @@ def train_records(path):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    out = tmp_path_factory.mktemp("full") / "run"
-    finish(child(out))
-    return out
+def uninterrupted(tmp_path_factory, betons):
+    runs = {}
+
+    def get(data):
+        if data not in runs:
+            out = tmp_path_factory.mktemp(f"full-{data}") / "run"
+            finish(child(out, *data_flags(data, betons)))
+            runs[data] = out
+        return runs[data]
+    return get
+
+
+def data_flags(data, betons):
+    return ("--betons", *betons) if data == "betons" else ()
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.parametrize("data", ["tensors", "betons"])
 @pytest.mark.parametrize("kill_after", [7, 9])
-def test_sigkill_and_resume_equals_uninterrupted(tmp_path, uninterrupted, kill_after):
+def test_sigkill_and_resume_equals_uninterrupted(tmp_path, uninterrupted, betons, data,
+                                                 kill_after):
     # 8 optimizer steps per epoch, checkpoints every 2 steps and at epoch ends: killed after
     # step 7 it resumes from step 6 (mid-epoch); after step 9, from step 8 (the epoch end)
+    flags = data_flags(data, betons)
     out = tmp_path / "run"
-    proc = child(out, "--lockstep", stdin=subprocess.PIPE)
+    proc = child(out, "--lockstep", *flags, stdin=subprocess.PIPE)
     while True:
         line = proc.stdout.readline()
         assert line, proc.stderr.read()[-3000:]
@@ -60,8 +95,9 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path, uninterrupted, kill_a
     proc.stdout.close(), proc.stderr.close(), proc.stdin.close()
     saved = torch.load(out / "checkpoint.pt", weights_only=True)
     assert saved["progress"]["step"] == kill_after - 1
-    finish(child(out, "--resume"))
+    finish(child(out, "--resume", *flags))
 
+    uninterrupted = uninterrupted(data)
     a = torch.load(uninterrupted / "checkpoint.pt", weights_only=True)
     b = torch.load(out / "checkpoint.pt", weights_only=True)
     assert a["progress"] == b["progress"] and a["progress"]["step"] == 16

@@ -1,9 +1,12 @@
 """Child process for the resume and DDP tests: a tiny dual-domain run on tensors in memory.
 
 usage: python -m tests.engine.train.train_child OUT [--resume] [--lockstep] [--plain]
+                                                   [--betons REAL SYN]
   --lockstep: after each optimizer step print "step N" and wait for a line on stdin, so the
               parent can SIGKILL the run at an exact step
   --plain:    no random augmentation/dropout (the DDP-vs-one-process comparison)
+  --betons:   train on these .beton files through the FFCV dual-domain loader that
+              ``synthclone train`` builds (default random-resized crop and flip, 16 px)
 Under torchrun each rank trains its shard and saves its final weights to OUT/rank<R>.pt.
 """
 import os
@@ -39,6 +42,19 @@ def child_config(plain: bool = False, **run):
                       ema=not plain, ema_decay=0.9, seed=7, **run))
 
 
+def beton_config(cfg, real: str, syn: str):
+    """``cfg`` reading ``real`` and ``syn`` through the loaders (crop and flip left at their
+    defaults: RandomResizedCrop 8-100 %, flip p 0.5)."""
+    import dataclasses
+
+    from engine.train.config import DataConfig
+
+    data = DataConfig(real=real, synthetic=syn, batch_size=8, resolution=16, eval_resolution=16,
+                      workers=1)
+    assert (data.crop_scale, data.flip) == ((0.08, 1.0), True)
+    return dataclasses.replace(cfg, data=data)
+
+
 def main(argv):
     from engine.train.data import EvalTensorSource, TensorSource
     from engine.train.distributed import launcher_env
@@ -48,10 +64,16 @@ def main(argv):
     plain = "--plain" in argv
     cfg = child_config(plain)
     rank, world, _ = launcher_env() or (0, 1, 0)
-    real, syn = make_data()
-    src = TensorSource(real, syn, batch_size=micro_batch_size(cfg, world), synthetic_share=0.5,
-                       seed=cfg.run.seed, rank=rank, world_size=world)
-    ev = EvalTensorSource(real[0][:16], real[1][:16], 8, rank=rank, world_size=world)
+    if "--betons" in argv:
+        at = argv.index("--betons")
+        cfg = beton_config(cfg, argv[at + 1], argv[at + 2])
+        loaders = None  # built by engine.train.data.build_loaders, as `synthclone train` does
+    else:
+        real, syn = make_data()
+        src = TensorSource(real, syn, batch_size=micro_batch_size(cfg, world),
+                           synthetic_share=0.5, seed=cfg.run.seed, rank=rank, world_size=world)
+        ev = EvalTensorSource(real[0][:16], real[1][:16], 8, rank=rank, world_size=world)
+        loaders = (src, ev)
 
     def lockstep(event, trainer):
         if event == "step":
@@ -61,7 +83,7 @@ def main(argv):
     callbacks = [lockstep] if "--lockstep" in argv else []
     captured = {}
     callbacks.append(lambda event, t: captured.setdefault("trainer", t))
-    train(cfg, out, resume="--resume" in argv, loaders=(src, ev), callbacks=callbacks)
+    train(cfg, out, resume="--resume" in argv, loaders=loaders, callbacks=callbacks)
     core = captured["trainer"].core
     torch.save({k: v.clone() for k, v in core.state_dict().items()},
                os.path.join(out, f"rank{rank}.pt"))
