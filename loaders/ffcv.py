@@ -22,7 +22,11 @@ form each batch; the memory manager (OS cache or FFCV's process cache) schedules
 same chunks. Only the fields a batch needs (image, label, sample_id) are decoded; every other
 field of the file (recipe, prompt, ...) is disabled from the file's own field list. A worker
 exception, or no batch within ``LoaderConfig.timeout``, raises :class:`LoaderWorkerError`
-instead of blocking forever (FFCV's own iterator waits forever when its thread dies).
+instead of blocking forever (FFCV's own iterator waits forever when its thread dies). Files
+whose rows share batches (dual and union plans) decode at the same time, so they split the
+decode threads (``workers // files per batch`` each, at least 1) rather than each taking them
+all; closing an epoch stops and joins its decode thread before FFCV releases its memory, and
+threads a caller left running are closed at interpreter exit.
 
 FFCV's effects on the whole process are kept in bounds by :mod:`loaders.ffcv_runtime`: the
 caller's torch and numba thread counts survive every FFCV call here, and ``close()`` frees the
@@ -33,10 +37,12 @@ file and loader.
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import queue
 import threading
 import time
+import weakref
 
 import numpy as np
 import torch
@@ -53,6 +59,26 @@ _FAILED = object()
 RING = 2
 """Output buffers reused in turn (FFCV's own buffers, passed through for single-file batches,
 are only valid until the next batch is requested; so is every batch, by contract)."""
+
+
+JOIN_SECONDS = 5.0
+"""How long closing an epoch waits for its decode thread (it stops within one batch's decode
+or 0.5 s of a full queue)."""
+_LIVE = weakref.WeakSet()
+"""Epoch iterators whose decode thread may still run: closed at interpreter exit."""
+
+
+def _track(it) -> None:
+    if not _LIVE and not getattr(_track, "registered", False):
+        atexit.register(_close_live)
+        _track.registered = True
+    _LIVE.add(it)
+
+
+def _close_live() -> None:
+    """At exit: stop every decode thread a caller left running (module doc of ``close``)."""
+    for it in list(_LIVE):
+        it.close()
 
 
 def require() -> None:
@@ -112,11 +138,13 @@ def _epoch_iterator_class():
 class _SafeMixin:
     """FFCV's ``EpochIterator`` fed with explicit chunks, failing loudly (see module doc)."""
 
-    def __init__(self, loader, chunks, timeout: float, what: str, lock=None, key=(0, 0)):
+    def __init__(self, loader, chunks, timeout: float, what: str, lock=None, key=(0, 0),
+                 threads: int = 0):
         from ffcv.loader.epoch_iterator import IS_CUDA
 
         threading.Thread.__init__(self, daemon=True, name=f"ffcv-epoch {what}")
         self.loader, self.what, self.timeout, self.lock = loader, what, timeout, lock
+        self.threads = threads
         self.error = None
         self.order = np.concatenate(chunks) if chunks else np.zeros(0, np.uint64)
         self.metadata = loader.reader.metadata
@@ -142,13 +170,28 @@ class _SafeMixin:
         from loaders.ffcv_decoder import set_epoch_key
 
         set_epoch_key(loader, self.memory_allocations, *key)  # before the decode thread starts
+        _track(self)
         self.start()
         # FFCV's run() sets the thread counts, then asks for its first chunk: from then on the
         # caller's torch count can be restored without this thread setting it again
         while not self.threads_set.wait(0.05) and self.is_alive():
             pass
 
+    def close(self):
+        """Stop the decode thread and wait for it (at most ``JOIN_SECONDS``) before FFCV releases
+        the epoch's memory: a thread still decoding would read released pages, and one left
+        running at interpreter exit can abort the process (numba's TBB pool)."""
+        self.terminate_event.set()
+        if self is not threading.current_thread() and self.is_alive():
+            self.join(JOIN_SECONDS)
+        _LIVE.discard(self)
+        super().close()
+
     def _chunks(self, chunks):
+        if self.threads:  # this epoch thread's decode threads (numba's count is per thread)
+            import numba
+
+            numba.set_num_threads(self.threads)
         self.threads_set.set()
         yield from chunks
 
@@ -237,9 +280,11 @@ class _FileLoader:
                 int(reader.page_size), c.pipeline, size, c.crop_scale, c.crop_ratio, c.flip,
                 c.center_crop_ratio, c.dtype, c.mean, c.std, c.device)
 
-    def epoch(self, chunks: list[np.ndarray], ekey: int = 0, first_row: int = 0):
+    def epoch(self, chunks: list[np.ndarray], ekey: int = 0, first_row: int = 0,
+              threads: int = 0):
         """FFCV's iterator over ``chunks`` (rows of this file), the keyed decoder reading epoch
-        key ``ekey`` and this file's first loader row ``first_row`` (:mod:`loaders.augment`)."""
+        key ``ekey`` and this file's first loader row ``first_row`` (:mod:`loaders.augment`),
+        decoding with ``threads`` threads (0: the loader's own count)."""
         from ffcv.pipeline.compiler import Compiler
 
         with keep_threads():
@@ -247,7 +292,7 @@ class _FileLoader:
             if self.loader.code is None:
                 self.loader.generate_code()
             return _epoch_iterator_class()(self.loader, chunks, self.config.timeout, self.path,
-                                           self.lock, key=(ekey, first_row))
+                                           self.lock, key=(ekey, first_row), threads=threads)
 
     def set_image_size(self, size: int) -> None:
         from ffcv.pipeline.compiler import Compiler
@@ -320,10 +365,16 @@ class FFCVBackend:
 
         layout, chunks, file_of = self._split(plan)
         ekey = epoch_key(self.config.seed, epoch)
+        # files whose rows share a batch decode at the same time: they split the decode
+        # threads between them instead of each taking them all (2 cores, dual 50/50: 1 + 1,
+        # not 2 + 2 threads fighting over the cores)
+        together = max((len(parts) for parts in layout), default=1)
         iters = {}
         try:
             for f, ch in chunks.items():
-                iters[f] = self._loader(f).epoch(ch, ekey, int(self.file_offsets[f]))
+                fl = self._loader(f)
+                threads = max(1, fl.loader.num_workers // together)
+                iters[f] = fl.epoch(ch, ekey, int(self.file_offsets[f]), threads)
             for b, parts in enumerate(layout):
                 s, e = int(plan.starts[b]), int(plan.starts[b + 1])
                 decoded = [(f, pos, next(iters[f])) for f, pos in parts]

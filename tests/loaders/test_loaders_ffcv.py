@@ -256,6 +256,53 @@ def test_the_callers_thread_counts_survive_ffcv_and_its_decode_threads_keep_thei
 
 
 @pytest.mark.timeout(300)
+def test_files_decoding_into_the_same_batches_share_the_decode_threads(files, monkeypatch):
+    """Dual batches decode the real and the synthetic file at once: each file's decode thread
+    takes half of ``workers``, not all of them (2 + 2 threads on 2 cores fight); a batch drawn
+    from one file keeps them all."""
+    import numba
+    from ffcv.loader.epoch_iterator import EpochIterator
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 cores to tell a split thread count from the whole")
+    seen = []
+    real_run = EpochIterator.run_pipeline
+
+    def spy(self, *args):
+        seen.append((self.loader.reader.file_name, numba.get_num_threads()))
+        return real_run(self, *args)
+
+    monkeypatch.setattr(EpochIterator, "run_pipeline", spy)
+    dual = DualDomainLoader(files["real"], files["syn0"], cfg(workers=2), MixConfig())
+    assert len(list(dual)) == 30 // 4
+    dual.close()
+    assert {n for _, n in seen} == {1} and len({f for f, _ in seen}) == 2
+    seen.clear()
+    one = make_loader(files["real"], cfg(workers=2))
+    assert len(list(one)) == 30 // 8
+    one.close()
+    assert {n for _, n in seen} == {2}
+
+
+@pytest.mark.timeout(300)
+def test_a_process_that_leaves_a_dual_loader_open_mid_epoch_exits_cleanly(files):
+    """Decode threads left running at exit are stopped and joined first (with split thread
+    counts, numba's TBB pool otherwise aborts: 'terminate called without an active exception')."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from loaders.config import LoaderConfig, MixConfig; "
+            "from loaders.mixing import DualDomainLoader; "
+            "ld = DualDomainLoader(sys.argv[1], sys.argv[2], LoaderConfig(batch_size=8, "
+            f"image_size={SIZE}, workers=2), MixConfig()); it = iter(ld); next(it); print('ok')")
+    for _ in range(3):
+        res = subprocess.run([sys.executable, "-c", code, str(files["real"]), str(files["syn0"])],
+                             capture_output=True, text=True, timeout=240)
+        assert (res.returncode, res.stdout.strip()) == (0, "ok"), res.stderr[-2000:]
+        assert "terminate called" not in res.stderr
+
+
+@pytest.mark.timeout(300)
 def test_close_frees_the_pipelines_at_once_dropping_only_numbas_finalizer_error(
         files, monkeypatch):
     """FFCV's pipelines sit in reference cycles; when the collector frees their numba
