@@ -159,3 +159,32 @@ def test_docstring_example_runs_and_emits_one_json_line(tmp_path):
     assert math.isfinite(last["clamp_vs_relu"]) and last["clamp_vs_relu"] > 0
     assert {"torch", "threads", "device", "cpu_model", "load_avg"} <= set(last["env"])
     assert "clamp_vs_relu" in out.stderr      # the table
+
+
+_MALLOC_PROBE = """
+import ctypes, sys
+from bench.common import keep_freed_memory
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                               "usmblks", "fsmblks", "uordblks", "fordblks",
+                                               "keepcost")]
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.mallinfo2.restype = ctypes.c_void_p, Info
+if sys.argv[1] == "keep" and not keep_freed_memory():
+    sys.exit(3)
+block = libc.malloc(16 << 20)
+print("mmapped" if libc.mallinfo2().hblkhd >= 16 << 20 else "heap")
+"""
+
+
+def test_keep_freed_memory_serves_large_blocks_from_the_heap():
+    """A 16 MiB block is mmapped (fresh pages, faults on every call) by default and served
+    from the heap once the benchmark pins glibc's thresholds."""
+    import ctypes
+
+    if not hasattr(ctypes.CDLL(None), "mallinfo2"):
+        pytest.skip("needs glibc >= 2.33 (mallinfo2) to observe where malloc serves blocks")
+    out = {mode: subprocess.run([sys.executable, "-c", _MALLOC_PROBE, mode], capture_output=True,
+                                text=True, timeout=60) for mode in ("default", "keep")}
+    assert {m: (r.returncode, r.stdout.strip()) for m, r in out.items()} == {
+        "default": (0, "mmapped"), "keep": (0, "heap")}, {m: r.stderr for m, r in out.items()}
